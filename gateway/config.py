@@ -1,0 +1,209 @@
+"""The config file: YAML with ``${ENV_VAR}`` interpolation, validated by pydantic.
+
+Unknown keys are rejected (as Vector does) so a typo stops start-up with a message
+naming the key, instead of silently running with a default.
+"""
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DIALECTS = ("llmonitor", "lunary", "honeyhive", "voker", "otlp")
+BACKEND_DIALECTS = ("jsonl", "llmonitor", "lunary", "honeyhive", "voker", "otlp")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """A config that cannot run; the message names the key (and line, where known)."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Listen(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class Retry(Strict):
+    initial_backoff: float = Field(0.2, gt=0)
+    max_backoff: float = Field(30.0, gt=0)
+    multiplier: float = Field(2.0, ge=1)
+    breaker_failures: int = Field(5, ge=1, description="consecutive failed attempts that open the circuit")
+    breaker_cooldown: float = Field(10.0, gt=0)
+
+
+class Backend(Strict):
+    name: str
+    dialect: Literal["jsonl", "llmonitor", "lunary", "honeyhive", "voker", "otlp"]
+    url: str | None = None
+    path: str | None = None
+    api_key: str | None = Field(None, description="outbound credential; use ${ENV_VAR} or api_key_file")
+    api_key_file: str | None = None
+    app_id: str | None = None
+    project: str | None = None
+    encoding: Literal["protobuf", "json"] = "protobuf"
+    batch_size: int = Field(100, ge=1, le=10000)
+    timeout: float = Field(10.0, gt=0)
+    max_queue: int = Field(1_000_000, ge=1, description="queued events beyond which ingress answers 429/503")
+    run_timeout: float = Field(300.0, gt=0, description="seconds before an unfinished run is flushed as incomplete")
+    retry: Retry = Field(default_factory=Retry)
+
+    @model_validator(mode="after")
+    def _target(self):
+        if self.dialect == "jsonl":
+            if not self.path:
+                raise ValueError(f"backend {self.name!r}: dialect jsonl needs 'path'")
+        elif not self.url:
+            raise ValueError(f"backend {self.name!r}: dialect {self.dialect} needs 'url'")
+        if self.dialect == "llmonitor" and not self.app_id:
+            raise ValueError(f"backend {self.name!r}: dialect llmonitor needs 'app_id'")
+        return self
+
+    def secret(self) -> str | None:
+        if self.api_key_file:
+            return Path(self.api_key_file).read_text().strip()
+        return self.api_key
+
+
+class Tenant(Strict):
+    name: str
+    keys: list[str] | dict[str, list[str]] = Field(default_factory=list)
+    backends: list[str] = Field(default_factory=list)
+
+    def credentials(self) -> list[tuple[str | None, str]]:
+        """(dialect or None for any dialect, key) pairs."""
+        if isinstance(self.keys, list):
+            return [(None, k) for k in self.keys]
+        return [(dialect, k) for dialect, keys in self.keys.items() for k in keys]
+
+    @field_validator("keys")
+    @classmethod
+    def _dialects(cls, value):
+        if isinstance(value, dict):
+            for dialect in value:
+                if dialect not in DIALECTS:
+                    raise ValueError(f"unknown dialect {dialect!r} (one of {', '.join(DIALECTS)})")
+        return value
+
+
+class Limits(Strict):
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_decompressed_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    dedupe_ttl: int = Field(24 * 3600, ge=1)
+
+
+class Config(Strict):
+    listen: Listen = Field(default_factory=Listen)
+    store: str = "memory"
+    tenants: list[Tenant] = Field(default_factory=list)
+    backends: list[Backend] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+    log_level: str = "INFO"
+    open_access: bool = Field(False, description="accept any credential as tenant 'default' (the no-config mode)")
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value):
+        if value != "memory" and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be 'memory' or a redis:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self):
+        names = [b.name for b in self.backends]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"duplicate backend names: {', '.join(sorted(dupes))}")
+        for tenant in self.tenants:
+            for ref in tenant.backends:
+                if ref not in names:
+                    raise ValueError(f"tenant {tenant.name!r} names unknown backend {ref!r}")
+        seen: dict[tuple, str] = {}
+        for tenant in self.tenants:
+            for cred in tenant.credentials():
+                if cred in seen and seen[cred] != tenant.name:
+                    raise ValueError(f"key {cred[1][:4]}… is given to tenants {seen[cred]!r} and {tenant.name!r}")
+                seen[cred] = tenant.name
+        return self
+
+    def backend(self, name: str) -> Backend:
+        return next(b for b in self.backends if b.name == name)
+
+
+def interpolate(text: str, env: dict[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    missing = []
+
+    def sub(match):
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        missing.append(name)
+        return ""
+
+    out = _ENV.sub(sub, text)
+    if missing:
+        raise ConfigError(f"environment variable(s) not set: {', '.join(sorted(set(missing)))}")
+    return out
+
+
+def _line_of(text: str, loc: tuple) -> str:
+    """Best effort: the line of the last named key of a pydantic error location."""
+    keys = [k for k in loc if isinstance(k, str)]
+    if not keys:
+        return ""
+    pattern = re.compile(rf"^\s*-?\s*{re.escape(keys[-1])}\s*:", re.M)
+    match = pattern.search(text)
+    return f" (line {text.count(chr(10), 0, match.start()) + 1})" if match else ""
+
+
+def parse(text: str, env: dict[str, str] | None = None) -> Config:
+    try:
+        data = yaml.safe_load(interpolate(text, env)) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a mapping at the top level")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            lines.append(f"{where}: {err['msg']}{_line_of(text, err['loc'])}")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines)) from None
+
+
+def load(path: str | Path) -> Config:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    return parse(text)
+
+
+def default(events_path: str) -> Config:
+    """The embedded default: memory store, any credential, every event to a JSONL file."""
+    return Config(
+        open_access=True,
+        tenants=[Tenant(name="default", backends=["archive"])],
+        backends=[Backend(name="archive", dialect="jsonl", path=events_path)],
+    )
+
+
+def dump_public(config: Config) -> dict[str, Any]:
+    """The config with every secret masked, for logs and status output."""
+    data = config.model_dump()
+    for backend in data["backends"]:
+        if backend.get("api_key"):
+            backend["api_key"] = "***"
+    for tenant in data["tenants"]:
+        tenant["keys"] = "***"
+    return data

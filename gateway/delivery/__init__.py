@@ -1,0 +1,1 @@
+"""Delivery: one forwarder per backend, each with its own queue, retry policy and circuit."""

@@ -1,0 +1,197 @@
+"""One forwarder per backend: read the backend's queue, translate, send, retry, dead-letter, ack.
+
+Entries are acknowledged only after the backend accepted (or permanently refused)
+every event in them, so a crash leaves them pending for the next holder of the
+backend's lease to re-claim. One holder per backend at a time keeps the order a
+stream backend needs (a run's start before its end), across replicas.
+"""
+import asyncio
+import importlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from mappings import jsonl
+from mappings.egress import OK, REJECT, RETRY, Outcome
+
+from .. import enrich
+from ..config import Backend
+from ..store import Entry, Store
+from .assembly import Assembler
+from .policy import Breaker
+from .sender import FingerprintUnavailable, HttpSender
+
+log = logging.getLogger("rosetta.delivery")
+RECORD_DIALECTS = ("honeyhive", "voker", "otlp")
+
+
+@dataclass
+class Stats:
+    delivered: int = 0
+    retried: int = 0
+    failed_attempts: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+    last_error: str = ""
+    latencies: list[float] = field(default_factory=list)
+
+
+class Forwarder:
+    def __init__(self, backend: Backend, store: Store, session: aiohttp.ClientSession | None,
+                 lease_ttl: float = 10.0, read_count: int = 50):
+        self.backend = backend
+        self.name = backend.name
+        self.store = store
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.lease_ttl = lease_ttl
+        self.read_count = read_count
+        self.breaker = Breaker(backend.retry)
+        self.stats = Stats()
+        self.listeners: list = []
+        self.stopping = asyncio.Event()
+        self.mapping = None if backend.dialect == "jsonl" else importlib.import_module(f"mappings.{backend.dialect}")
+        self.sender = HttpSender(backend, session, store) if self.mapping else None
+        self.assembler = (Assembler(store, self.name, backend.run_timeout, sessions=backend.dialect == "honeyhive")
+                          if backend.dialect in RECORD_DIALECTS else None)
+        self._next_sweep = 0.0
+
+    async def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                if not await self.store.lease(self.name, self.owner, self.lease_ttl):
+                    await self._sleep(self.lease_ttl / 3)
+                    continue
+                await self._sweep()
+                entries = await self.store.read(self.name, self.owner, self.read_count, 0.5, self.lease_ttl)
+                if entries:
+                    await self.process(entries)
+            except asyncio.CancelledError:
+                raise
+            except _Stopping:
+                return
+            except Exception as exc:
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("forwarder %s: store error, retrying", self.name)
+                await self._sleep(1.0)
+        await self.store.release(self.name, self.owner)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _sweep(self) -> None:
+        if self.assembler is None or time.monotonic() < self._next_sweep:
+            return
+        self._next_sweep = time.monotonic() + min(5.0, self.backend.run_timeout / 4)
+        due, records = await self.assembler.expired()
+        if records:
+            await self._deliver_all(records)
+        if due:
+            await self.store.runs_delete(self.name, due)
+
+    async def process(self, entries: list[Entry]) -> None:
+        events = [event for entry in entries for event in entry.events]
+        events = [enrich.with_usage(e) for e in events]
+        if self.assembler is not None:
+            events = await self.assembler.feed(events)
+        await self._deliver_all(events)
+        if self.assembler is not None:
+            await self.assembler.commit()
+        await self.store.ack(self.name, entries)
+
+    async def _deliver_all(self, events: list[dict]) -> None:
+        size = self.backend.batch_size
+        for start in range(0, len(events), size):
+            chunk = events[start:start + size]
+            outcomes = await self.deliver(chunk)
+            for event, outcome in zip(chunk, outcomes):
+                if outcome.verdict == REJECT:
+                    self.stats.dead_lettered += 1
+                    await self.store.dead_letter(self.name, event, outcome.reason, outcome.answer, outcome.attempts)
+                    log.warning("dead-lettered event %s for %s: %s", event.get("id"), self.name, outcome.reason[:200])
+            for listener in self.listeners:
+                listener(self.name, chunk, outcomes)
+
+    async def deliver(self, events: list[dict]) -> list[Outcome]:
+        """Send until every event is delivered or permanently refused; transient failures wait and retry."""
+        if self.mapping is None:
+            self._append(events)
+            self.stats.delivered += len(events)
+            return [Outcome(OK)] * len(events)
+        final: dict[int, Outcome] = {}
+        pending = list(range(len(events)))
+        attempt = 0
+        while pending:
+            attempt += 1
+            started = time.monotonic()
+            results, retry_after = await self._attempt([events[i] for i in pending])
+            retry = []
+            for local, outcome in enumerate(results):
+                index = pending[local]
+                if outcome.verdict == RETRY:
+                    retry.append(index)
+                    final[index] = outcome
+                else:
+                    final[index] = Outcome(outcome.verdict, outcome.reason, attempt, outcome.answer)
+            if not retry:
+                self.breaker.success()
+                self.stats.latencies.append(time.monotonic() - started)
+                del self.stats.latencies[:-512]
+                break
+            self.breaker.failure()
+            self.stats.failed_attempts += 1
+            self.stats.retried += len(retry)
+            self.stats.last_error = final[retry[0]].reason[:300]
+            delay = self.breaker.delay(attempt, retry_after)
+            log.info("backend %s: %d events to retry in %.2fs (%s)", self.name, len(retry), delay, self.stats.last_error)
+            await self._sleep(delay)
+            if self.stopping.is_set():
+                raise _Stopping()
+            pending = retry
+        outcomes = [final[i] for i in range(len(events))]
+        self.stats.delivered += sum(1 for o in outcomes if o.verdict == OK)
+        return outcomes
+
+    async def _attempt(self, events: list[dict]) -> tuple[list[Outcome], float | None]:
+        try:
+            options = await self.sender.options()
+        except FingerprintUnavailable as exc:
+            return [Outcome(RETRY, f"no fingerprint: {exc}")] * len(events), None
+        requests = self.mapping.encode(events, options)
+        outcomes: list[Outcome | None] = [None] * len(events)
+        retry_after = None
+        for request in requests:
+            answer = await self.sender.send(request)
+            if answer.status == 404 and self.backend.dialect == "voker":
+                await self.sender.forget_fingerprint()
+                answer.outcomes = [Outcome(RETRY, "fingerprint not found")] * len(request.covers)
+            if answer.retry_after is not None:
+                retry_after = max(retry_after or 0.0, answer.retry_after)
+            said = f"HTTP {answer.status}: {answer.text[:1000]}" if answer.status else ""
+            for index, outcome in zip(request.covers, answer.outcomes):
+                outcome = Outcome(outcome.verdict, outcome.reason, outcome.attempts, said)
+                previous = outcomes[index]
+                if previous is None or previous.verdict == OK:
+                    outcomes[index] = outcome
+        skipped = sum(1 for o in outcomes if o is None)
+        self.stats.skipped += skipped
+        return [o if o is not None else Outcome(OK, "no counterpart in this dialect") for o in outcomes], retry_after
+
+    def _append(self, events: list[dict]) -> None:
+        path = Path(self.backend.path)
+        with path.open("ab") as fh:
+            fh.write(jsonl.encode_lines(events))
+
+    async def stop(self) -> None:
+        self.stopping.set()
+
+
+class _Stopping(Exception):
+    """Shutdown while a batch waits to retry: leave its entries in the queue."""

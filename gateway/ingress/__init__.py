@@ -1,0 +1,1 @@
+"""HTTP ingress: thin aiohttp handlers, one module per dialect, sharing `common`."""

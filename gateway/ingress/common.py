@@ -1,0 +1,106 @@
+"""What every ingress handler shares: bounded body reading, errors in the dialect's
+shape, and handing parsed events to the pipeline.
+
+Permanent client errors (bad JSON, wrong types, unknown credential) are answered 4xx
+and never retried by a well-behaved SDK; a full queue is transient: 429 or 503 with
+Retry-After. That mapping lives here and nowhere else.
+"""
+import logging
+import zlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import orjson
+from aiohttp import web
+
+from mappings.errors import MappingError
+from mappings.ingest import Parsed
+
+from ..store import Backpressure
+from .state import STATE
+
+log = logging.getLogger("rosetta.ingress")
+JSON_TYPES = ("application/json", "text/json")
+
+
+@dataclass
+class HttpError(Exception):
+    status: int
+    message: str
+    headers: dict | None = None
+
+
+def json_response(status: int, body: Any, headers: dict | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
+
+
+def _inflate(data: bytes, encoding: str, limit: int) -> bytes:
+    wbits = 16 + zlib.MAX_WBITS if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise HttpError(400, f"body: invalid {encoding} data ({exc})") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise HttpError(413, f"body: decompressed size exceeds {limit} bytes")
+    return out
+
+
+async def read_body(request: web.Request) -> bytes:
+    limits = request.app[STATE].config.limits
+    if request.content_length is not None and request.content_length > limits.max_body_bytes:
+        raise HttpError(413, f"body: {request.content_length} bytes exceeds the limit of {limits.max_body_bytes}")
+    try:
+        data = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise HttpError(413, f"body: exceeds the limit of {limits.max_body_bytes} bytes") from None
+    encoding = request.headers.get("Content-Encoding", "identity").lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        data = _inflate(data, encoding, limits.max_decompressed_bytes)
+    elif encoding not in ("identity", ""):
+        raise HttpError(415, f"Content-Encoding: {encoding!r} is not supported (gzip, deflate)")
+    return data
+
+
+async def read_json(request: web.Request) -> Any:
+    ctype = request.content_type
+    if request.headers.get("Content-Type") and ctype not in JSON_TYPES and not ctype.endswith("+json"):
+        raise HttpError(415, f"Content-Type: expected application/json, got {ctype!r}")
+    data = await read_body(request)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, f"body: invalid JSON ({exc})") from None
+
+
+def handler(error_body: Callable[[str], Any], invalid_status: int = 400, backpressure_status: int = 429):
+    """Wrap a dialect handler so every failure is answered in that dialect's error shape."""
+
+    def wrap(fn):
+        async def run(request: web.Request) -> web.StreamResponse:
+            try:
+                return await fn(request)
+            except HttpError as exc:
+                return json_response(exc.status, error_body(exc.message), exc.headers)
+            except MappingError as exc:
+                return json_response(invalid_status, error_body(str(exc)))
+            except Backpressure as exc:
+                return json_response(backpressure_status, error_body(str(exc)),
+                                     {"Retry-After": str(exc.retry_after)})
+        run.__name__ = fn.__name__
+        return run
+
+    return wrap
+
+
+async def submit(request: web.Request, tenant, parsed: Parsed) -> list[str | None]:
+    """Queue the parsed events; per item, None when accepted (new or duplicate) or its error."""
+    await request.app[STATE].pipeline.submit(tenant, parsed.events)
+    return [str(i) if isinstance(i, MappingError) else None for i in parsed.items]
+
+
+def require_all(parsed: Parsed) -> None:
+    """Dialects without per-event results fail the whole request on one bad event."""
+    for item in parsed.items:
+        if isinstance(item, MappingError):
+            raise item

@@ -1,0 +1,115 @@
+"""The store interface shared by the memory and Redis implementations."""
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Backpressure(Exception):
+    """A backend's queue is past its bound: ingress must answer 429/503, not accept."""
+
+    def __init__(self, backend: str, retry_after: int = 1):
+        super().__init__(f"queue of backend {backend!r} is full")
+        self.backend = backend
+        self.retry_after = retry_after
+
+
+@dataclass(slots=True)
+class Entry:
+    """One queue entry: the new events of one request for one backend."""
+
+    id: str
+    events: list[dict]
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    id: str
+    event: dict
+    reason: str
+    answer: str
+    attempts: int
+    at: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Store:
+    """Async store operations. Implementations: MemoryStore, RedisStore."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        return True
+
+    # ingest: one call per request
+    async def accept(self, claims: list[str], events: list[dict], routes: list[list[str]],
+                     bounds: dict[str, int], ttl: int) -> list[bool]:
+        """Claim each event's identity; queue the new ones to their backends, atomically.
+
+        Returns per event whether it was new. Raises Backpressure, claiming nothing,
+        when a target queue would pass its bound.
+        """
+        raise NotImplementedError
+
+    # delivery
+    async def read(self, backend: str, consumer: str, count: int, block: float, reclaim_idle: float) -> list[Entry]:
+        raise NotImplementedError
+
+    async def ack(self, backend: str, entries: list[Entry]) -> None:
+        raise NotImplementedError
+
+    async def depth(self, backend: str) -> int:
+        raise NotImplementedError
+
+    async def oldest_age(self, backend: str) -> float:
+        raise NotImplementedError
+
+    async def lease(self, backend: str, owner: str, ttl: float) -> bool:
+        """Hold the right to forward this backend (keeps a backend's order across replicas)."""
+        raise NotImplementedError
+
+    async def release(self, backend: str, owner: str) -> None:
+        raise NotImplementedError
+
+    # dead letters
+    async def dead_letter(self, backend: str, event: dict, reason: str, answer: str, attempts: int) -> None:
+        raise NotImplementedError
+
+    async def dead_letters(self, backend: str, count: int = 100) -> list[DeadLetter]:
+        raise NotImplementedError
+
+    async def drop_dead(self, backend: str, ids: list[str] | None) -> int:
+        raise NotImplementedError
+
+    async def replay_dead(self, backend: str, ids: list[str] | None) -> int:
+        """Move dead letters back to the backend's queue."""
+        raise NotImplementedError
+
+    async def dead_count(self, backend: str) -> int:
+        raise NotImplementedError
+
+    # run assembly
+    async def runs_get(self, backend: str, run_ids: list[str]) -> dict[str, dict]:
+        raise NotImplementedError
+
+    async def runs_put(self, backend: str, runs: dict[str, dict], deadline: float) -> None:
+        raise NotImplementedError
+
+    async def runs_delete(self, backend: str, run_ids: list[str]) -> None:
+        raise NotImplementedError
+
+    async def runs_due(self, backend: str, now: float, count: int) -> list[str]:
+        raise NotImplementedError
+
+    # entities the gateway answers for (Voker people/agents, HoneyHive sessions, fingerprints)
+    async def entity_get(self, kind: str, key: str) -> dict | None:
+        raise NotImplementedError
+
+    async def entity_put(self, kind: str, key: str, value: dict) -> None:
+        raise NotImplementedError
+
+    # counters
+    async def hit(self, key: str, amount: int, window: float) -> int:
+        """Add to a fixed-window counter; returns the window's total (rate limits)."""
+        raise NotImplementedError

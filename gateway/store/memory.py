@@ -1,0 +1,185 @@
+"""The in-process store: the embedded default, with the same semantics as Redis.
+
+Claims expire in insertion order (the TTL is one constant), so expiry is a walk from
+the front of an ordered dict rather than a scan.
+"""
+import asyncio
+import itertools
+import time
+from collections import OrderedDict, deque
+
+from .base import Backpressure, DeadLetter, Entry, Store
+
+
+class _Queue:
+    __slots__ = ("entries", "pending", "events", "wakeup", "owner")
+
+    def __init__(self):
+        self.entries: deque[tuple[Entry, float]] = deque()
+        self.pending: dict[str, tuple[Entry, float, str]] = {}
+        self.events = 0
+        self.wakeup = asyncio.Event()
+        self.owner: tuple[str, float] | None = None
+
+
+class MemoryStore(Store):
+    def __init__(self):
+        self._claims: OrderedDict[str, float] = OrderedDict()
+        self._queues: dict[str, _Queue] = {}
+        self._dead: dict[str, OrderedDict[str, DeadLetter]] = {}
+        self._runs: dict[str, dict[str, tuple[dict, float]]] = {}
+        self._entities: dict[tuple[str, str], dict] = {}
+        self._counters: dict[tuple[str, int], int] = {}
+        self._seq = itertools.count(1)
+
+    def _queue(self, backend: str) -> _Queue:
+        queue = self._queues.get(backend)
+        if queue is None:
+            queue = self._queues[backend] = _Queue()
+        return queue
+
+    def _next_id(self) -> str:
+        return f"{int(time.time() * 1000)}-{next(self._seq)}"
+
+    def _expire(self, now: float) -> None:
+        claims = self._claims
+        while claims:
+            key, expiry = next(iter(claims.items()))
+            if expiry > now:
+                break
+            del claims[key]
+
+    async def accept(self, claims, events, routes, bounds, ttl):
+        now = time.monotonic()
+        self._expire(now)
+        wanted: dict[str, int] = {}
+        for targets in routes:
+            for backend in targets:
+                wanted[backend] = wanted.get(backend, 0) + 1
+        for backend, count in wanted.items():
+            if self._queue(backend).events + count > bounds.get(backend, 1 << 62):
+                raise Backpressure(backend)
+        new = []
+        per_backend: dict[str, list[dict]] = {}
+        seen = self._claims
+        for key, event, targets in zip(claims, events, routes):
+            if key in seen:
+                new.append(False)
+                continue
+            seen[key] = now + ttl
+            new.append(True)
+            for backend in targets:
+                per_backend.setdefault(backend, []).append(event)
+        for backend, batch in per_backend.items():
+            self._push(backend, Entry(self._next_id(), batch))
+        return new
+
+    def _push(self, backend: str, entry: Entry) -> None:
+        queue = self._queue(backend)
+        queue.entries.append((entry, time.time()))
+        queue.events += len(entry.events)
+        queue.wakeup.set()
+
+    async def read(self, backend, consumer, count, block, reclaim_idle):
+        queue = self._queue(backend)
+        now = time.monotonic()
+        out = []
+        for entry_id, (entry, taken, owner) in list(queue.pending.items()):
+            if owner != consumer and now - taken >= reclaim_idle:
+                entry.attempts += 1
+                queue.pending[entry_id] = (entry, now, consumer)
+                out.append(entry)
+        if not queue.entries and not out:
+            queue.wakeup.clear()
+            try:
+                await asyncio.wait_for(queue.wakeup.wait(), block)
+            except asyncio.TimeoutError:
+                return []
+        while queue.entries and len(out) < count:
+            entry, _ = queue.entries.popleft()
+            queue.pending[entry.id] = (entry, now, consumer)
+            out.append(entry)
+        return out
+
+    async def ack(self, backend, entries):
+        queue = self._queue(backend)
+        for entry in entries:
+            if queue.pending.pop(entry.id, None) is not None:
+                queue.events -= len(entry.events)
+
+    async def depth(self, backend):
+        return self._queue(backend).events
+
+    async def oldest_age(self, backend):
+        queue = self._queue(backend)
+        times = [t for _, t in list(queue.entries)[:1]]
+        times += [int(e.id.split("-")[0]) / 1000 for e, _, _ in queue.pending.values()]
+        return max(0.0, time.time() - min(times)) if times else 0.0
+
+    async def lease(self, backend, owner, ttl):
+        queue = self._queue(backend)
+        now = time.monotonic()
+        if queue.owner is None or queue.owner[0] == owner or queue.owner[1] < now:
+            queue.owner = (owner, now + ttl)
+            return True
+        return False
+
+    async def release(self, backend, owner):
+        queue = self._queue(backend)
+        if queue.owner and queue.owner[0] == owner:
+            queue.owner = None
+
+    async def dead_letter(self, backend, event, reason, answer, attempts):
+        letter = DeadLetter(self._next_id(), event, reason, answer, attempts, time.time())
+        self._dead.setdefault(backend, OrderedDict())[letter.id] = letter
+
+    async def dead_letters(self, backend, count=100):
+        return list(self._dead.get(backend, {}).values())[:count]
+
+    def _take_dead(self, backend, ids):
+        letters = self._dead.get(backend, OrderedDict())
+        chosen = list(letters) if ids is None else [i for i in ids if i in letters]
+        return [letters.pop(i) for i in chosen]
+
+    async def drop_dead(self, backend, ids):
+        return len(self._take_dead(backend, ids))
+
+    async def replay_dead(self, backend, ids):
+        letters = self._take_dead(backend, ids)
+        if letters:
+            self._push(backend, Entry(self._next_id(), [letter.event for letter in letters]))
+        return len(letters)
+
+    async def dead_count(self, backend):
+        return len(self._dead.get(backend, {}))
+
+    async def runs_get(self, backend, run_ids):
+        runs = self._runs.get(backend, {})
+        return {r: runs[r][0] for r in run_ids if r in runs}
+
+    async def runs_put(self, backend, runs, deadline):
+        store = self._runs.setdefault(backend, {})
+        for run_id, state in runs.items():
+            previous = store.get(run_id)
+            store[run_id] = (state, previous[1] if previous else deadline)
+
+    async def runs_delete(self, backend, run_ids):
+        store = self._runs.get(backend, {})
+        for run_id in run_ids:
+            store.pop(run_id, None)
+
+    async def runs_due(self, backend, now, count):
+        return [r for r, (_, deadline) in self._runs.get(backend, {}).items() if deadline <= now][:count]
+
+    async def entity_get(self, kind, key):
+        return self._entities.get((kind, key))
+
+    async def entity_put(self, kind, key, value):
+        self._entities[(kind, key)] = value
+
+    async def hit(self, key, amount, window):
+        slot = int(time.time() // window)
+        self._counters = {k: v for k, v in self._counters.items() if k[1] >= slot - 1}
+        total = self._counters.get((key, slot), 0) + amount
+        self._counters[(key, slot)] = total
+        return total

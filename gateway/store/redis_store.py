@@ -1,0 +1,238 @@
+"""The Redis store: atomic claims and queueing in one script call per request,
+Redis Streams with a consumer group per backend, dead-letter streams, run state in
+hashes. Several Rosetta instances share one Redis.
+
+Keys are built inside the Lua script from the prefix in `keys`, so this targets a
+single Redis (or a replica set), not Redis Cluster.
+"""
+import time
+
+import orjson
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from . import keys
+from .base import Backpressure, DeadLetter, Entry, Store
+
+# ARGV: ttl, n, nb, claim keys (n), payloads (n), then per backend: name, bound, k, k indexes
+_ACCEPT = """
+local ttl = tonumber(ARGV[1]); local n = tonumber(ARGV[2]); local nb = tonumber(ARGV[3])
+local prefix = '""" + keys.PREFIX + """'
+local p = 4 + 2 * n
+local targets = {}
+for b = 1, nb do
+  local name = ARGV[p]; local bound = tonumber(ARGV[p + 1]); local k = tonumber(ARGV[p + 2])
+  local idx = {}
+  for j = 1, k do idx[j] = tonumber(ARGV[p + 2 + j]) end
+  p = p + 3 + k
+  local d = tonumber(redis.call('GET', prefix .. 'depth:' .. name) or '0')
+  if d + k > bound then return {-1, name} end
+  targets[b] = {name, idx}
+end
+local new = {}
+for i = 1, n do
+  if redis.call('SET', ARGV[3 + i], '1', 'NX', 'EX', ttl) then new[i] = 1 else new[i] = 0 end
+end
+for b = 1, nb do
+  local parts = {}
+  for _, i in ipairs(targets[b][2]) do
+    if new[i] == 1 then parts[#parts + 1] = ARGV[3 + n + i] end
+  end
+  if #parts > 0 then
+    local name = targets[b][1]
+    redis.call('XADD', prefix .. 'q:' .. name, '*', 'e', '[' .. table.concat(parts, ',') .. ']')
+    redis.call('INCRBY', prefix .. 'depth:' .. name, #parts)
+  end
+end
+return new
+"""
+
+# KEYS: lease; ARGV: owner, ttl ms
+_LEASE = """
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+def _entry(entry_id, fields) -> Entry:
+    return Entry(entry_id.decode() if isinstance(entry_id, bytes) else entry_id, orjson.loads(fields[b"e"]))
+
+
+class RedisStore(Store):
+    def __init__(self, url: str):
+        self.url = url
+        self.redis = redis.Redis.from_url(url, decode_responses=False, health_check_interval=10)
+        self._accept = self.redis.register_script(_ACCEPT)
+        self._lease = self.redis.register_script(_LEASE)
+        self._groups: set[str] = set()
+
+    async def close(self):
+        await self.redis.aclose()
+
+    async def ping(self):
+        try:
+            return bool(await self.redis.ping())
+        except Exception:
+            return False
+
+    async def accept(self, claims, events, routes, bounds, ttl):
+        n = len(claims)
+        by_backend: dict[str, list[int]] = {}
+        for index, targets in enumerate(routes, start=1):
+            for backend in targets:
+                by_backend.setdefault(backend, []).append(index)
+        args: list = [ttl, n, len(by_backend)]
+        args.extend(keys.claim(c) for c in claims)
+        args.extend(orjson.dumps(e) for e in events)
+        for backend, indexes in by_backend.items():
+            args.extend((backend, bounds.get(backend, 1 << 50), len(indexes)))
+            args.extend(indexes)
+        result = await self._accept(args=args)
+        if result and result[0] == -1:
+            raise Backpressure(result[1].decode())
+        return [bool(flag) for flag in result]
+
+    async def _ensure_group(self, backend: str) -> None:
+        if backend in self._groups:
+            return
+        try:
+            await self.redis.xgroup_create(keys.queue(backend), keys.GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._groups.add(backend)
+
+    async def read(self, backend, consumer, count, block, reclaim_idle):
+        await self._ensure_group(backend)
+        stream = keys.queue(backend)
+        _, claimed, _ = await self.redis.xautoclaim(stream, keys.GROUP, consumer, int(reclaim_idle * 1000),
+                                                      start_id="0-0", count=count)
+        out = [_entry(i, f) for i, f in claimed if f]
+        for entry in out:
+            entry.attempts = 1
+        if len(out) >= count:
+            return out
+        reply = await self.redis.xreadgroup(keys.GROUP, consumer, {stream: ">"}, count=count - len(out),
+                                            block=None if out else max(1, int(block * 1000)))
+        for _, items in reply or []:
+            out.extend(_entry(i, f) for i, f in items)
+        return out
+
+    async def ack(self, backend, entries):
+        if not entries:
+            return
+        ids = [e.id for e in entries]
+        stream = keys.queue(backend)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(stream, keys.GROUP, *ids)
+            pipe.xdel(stream, *ids)
+            pipe.decrby(keys.depth(backend), sum(len(e.events) for e in entries))
+            await pipe.execute()
+
+    async def depth(self, backend):
+        return int(await self.redis.get(keys.depth(backend)) or 0)
+
+    async def oldest_age(self, backend):
+        first = await self.redis.xrange(keys.queue(backend), count=1)
+        if not first:
+            return 0.0
+        millis = int(first[0][0].split(b"-")[0])
+        return max(0.0, time.time() - millis / 1000)
+
+    async def lease(self, backend, owner, ttl):
+        return bool(await self._lease(keys=[keys.lease(backend)], args=[owner, int(ttl * 1000)]))
+
+    async def release(self, backend, owner):
+        key = keys.lease(backend)
+        if await self.redis.get(key) == owner.encode():
+            await self.redis.delete(key)
+
+    async def dead_letter(self, backend, event, reason, answer, attempts):
+        await self.redis.xadd(keys.dead(backend), {
+            "event": orjson.dumps(event), "reason": reason, "answer": answer[:4000],
+            "attempts": attempts, "at": time.time(),
+        })
+
+    @staticmethod
+    def _letter(entry_id, fields) -> DeadLetter:
+        return DeadLetter(entry_id.decode(), orjson.loads(fields[b"event"]), fields[b"reason"].decode(),
+                          fields[b"answer"].decode(), int(fields[b"attempts"]), float(fields[b"at"]))
+
+    async def dead_letters(self, backend, count=100):
+        return [self._letter(i, f) for i, f in await self.redis.xrange(keys.dead(backend), count=count)]
+
+    async def _select_dead(self, backend, ids):
+        stream = keys.dead(backend)
+        if ids is None:
+            return await self.redis.xrange(stream)
+        out = []
+        for entry_id in ids:
+            out.extend(await self.redis.xrange(stream, min=entry_id, max=entry_id))
+        return out
+
+    async def drop_dead(self, backend, ids):
+        chosen = await self._select_dead(backend, ids)
+        if chosen:
+            await self.redis.xdel(keys.dead(backend), *[i for i, _ in chosen])
+        return len(chosen)
+
+    async def replay_dead(self, backend, ids):
+        chosen = await self._select_dead(backend, ids)
+        if not chosen:
+            return 0
+        payload = b"[" + b",".join(f[b"event"] for _, f in chosen) + b"]"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(keys.queue(backend), {"e": payload})
+            pipe.incrby(keys.depth(backend), len(chosen))
+            pipe.xdel(keys.dead(backend), *[i for i, _ in chosen])
+            await pipe.execute()
+        return len(chosen)
+
+    async def dead_count(self, backend):
+        return int(await self.redis.xlen(keys.dead(backend)))
+
+    async def runs_get(self, backend, run_ids):
+        if not run_ids:
+            return {}
+        values = await self.redis.hmget(keys.runs(backend), run_ids)
+        return {r: orjson.loads(v) for r, v in zip(run_ids, values) if v is not None}
+
+    async def runs_put(self, backend, runs, deadline):
+        if not runs:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.runs(backend), mapping={r: orjson.dumps(s) for r, s in runs.items()})
+            pipe.zadd(keys.run_deadlines(backend), {r: deadline for r in runs}, nx=True)
+            await pipe.execute()
+
+    async def runs_delete(self, backend, run_ids):
+        if not run_ids:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.runs(backend), *run_ids)
+            pipe.zrem(keys.run_deadlines(backend), *run_ids)
+            await pipe.execute()
+
+    async def runs_due(self, backend, now, count):
+        due = await self.redis.zrangebyscore(keys.run_deadlines(backend), "-inf", now, start=0, num=count)
+        return [d.decode() for d in due]
+
+    async def entity_get(self, kind, key):
+        value = await self.redis.get(keys.entity(kind, key))
+        return orjson.loads(value) if value is not None else None
+
+    async def entity_put(self, kind, key, value):
+        await self.redis.set(keys.entity(kind, key), orjson.dumps(value))
+
+    async def hit(self, key, amount, window):
+        slot = int(time.time() // window)
+        name = keys.counter(key, slot)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incrby(name, amount)
+            pipe.expire(name, int(window * 2) + 1)
+            total, _ = await pipe.execute()
+        return int(total)

@@ -1,0 +1,6 @@
+"""Pure translation between vendor dialects and Rosetta's canonical event.
+
+Nothing in this package performs I/O or imports aiohttp or redis: every module is a
+function of plain data, so it can be tested with golden payloads alone. A dialect is
+one module here exposing the `Dialect` protocol from `registry`.
+"""

@@ -1,0 +1,122 @@
+"""Chat messages: every dialect's message shape to one OpenAI-like shape and back.
+
+Canonical message: ``{"role", "content", "tool_calls"?, "tool_call_id"?, "name"?}``
+where content is a string or a list of typed parts (``{"type": "text", "text"}``,
+``{"type": "image", ...}``, ``{"type": "tool_result", ...}``) and tool calls are
+OpenAI's ``{"id", "type": "function", "function": {"name", "arguments"}}``.
+Keys a message carries beyond these are kept as they are.
+"""
+from typing import Any
+
+import orjson
+
+ROLE_ALIASES = {"ai": "assistant", "model": "assistant", "human": "user", "bot": "assistant"}
+_MESSAGE_BODY_KEYS = ("content", "text", "parts", "tool_calls", "function_call")
+
+
+def is_message(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("role"), str)
+        and any(k in value for k in _MESSAGE_BODY_KEYS)
+        and isinstance(value.get("tool_calls") or [], list)
+    )
+
+
+def is_message_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(is_message(m) for m in value)
+
+
+def _tool_call(call_id, name, arguments) -> dict:
+    if not isinstance(arguments, str):
+        arguments = orjson.dumps(arguments).decode()
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def _parts(blocks: list, tool_calls: list) -> list | str:
+    """Anthropic and OpenAI content blocks and Gemini parts to canonical parts."""
+    parts = []
+    for block in blocks:
+        if isinstance(block, str):
+            parts.append({"type": "text", "text": block})
+            continue
+        if not isinstance(block, dict):
+            parts.append({"type": "unknown", "value": block})
+            continue
+        btype = block.get("type")
+        if btype in ("text", "input_text", "output_text") or (btype is None and "text" in block):
+            parts.append({"type": "text", "text": block.get("text")})
+        elif btype == "tool_use":
+            tool_calls.append(_tool_call(block.get("id"), block.get("name"), block.get("input", {})))
+        elif isinstance(block.get("functionCall"), dict):
+            call = block["functionCall"]
+            tool_calls.append(_tool_call(call.get("id"), call.get("name"), call.get("args", {})))
+        elif btype == "tool_result":
+            parts.append({"type": "tool_result", "tool_call_id": block.get("tool_use_id"), "content": block.get("content")})
+        elif isinstance(block.get("functionResponse"), dict):
+            resp = block["functionResponse"]
+            parts.append({"type": "tool_result", "name": resp.get("name"), "content": resp.get("response")})
+        else:
+            parts.append(block)
+    if len(parts) == 1 and parts[0].get("type") == "text" and isinstance(parts[0].get("text"), str):
+        return parts[0]["text"]
+    return parts
+
+
+def normalize_message(msg: dict) -> dict:
+    role = msg["role"]
+    out: dict[str, Any] = {"role": ROLE_ALIASES.get(role, role)}
+    tool_calls: list = list(msg.get("tool_calls") or [])
+    if "content" in msg:
+        content = msg["content"]
+        out["content"] = _parts(content, tool_calls) if isinstance(content, list) else content
+    elif "text" in msg:
+        out["content"] = msg["text"]
+    elif "parts" in msg and isinstance(msg["parts"], list):
+        out["content"] = _parts(msg["parts"], tool_calls)
+    else:
+        out["content"] = None
+    if msg.get("function_call"):
+        call = msg["function_call"]
+        if isinstance(call, dict):
+            tool_calls.append(_tool_call(None, call.get("name"), call.get("arguments", "")))
+    if tool_calls:
+        out["tool_calls"] = tool_calls
+    for key, value in msg.items():
+        if key not in ("role", "content", "text", "parts", "tool_calls", "function_call"):
+            out[key] = value
+    return out
+
+
+def normalize(value: Any) -> Any:
+    """Messages (one or a list) in any known shape become canonical; anything else is kept."""
+    if is_message(value):
+        return normalize_message(value)
+    if is_message_list(value):
+        return [normalize_message(m) for m in value]
+    return value
+
+
+def text_of(content: Any) -> str:
+    """The text of canonical content: a string, or its text parts joined."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p["text"] for p in content
+                       if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str))
+    return orjson.dumps(content).decode()
+
+
+def to_v0(value: Any) -> Any:
+    """Canonical messages to LLMonitor v0's ``{"role": "ai"|..., "text"}``."""
+    if isinstance(value, list) and value and all(is_message(m) for m in value):
+        return [to_v0(m) for m in value]
+    if not is_message(value):
+        return value
+    out = {"role": "ai" if value["role"] == "assistant" else value["role"], "text": text_of(value.get("content"))}
+    for key in ("tool_calls", "name", "tool_call_id"):
+        if value.get(key) is not None:
+            out[key] = value[key]
+    return out
