@@ -37,6 +37,23 @@ class Retry(Strict):
     breaker_cooldown: float = Field(10.0, gt=0)
 
 
+class Redaction(Strict):
+    builtin: list[Literal["email", "api_key", "card"]] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list, description="custom regular expressions")
+    fields: list[str] = Field(default_factory=list, description="dotted canonical paths, e.g. metadata.ssn")
+    mode: Literal["mask", "hash"] = "mask"
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, value):
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from None
+        return value
+
+
 class Backend(Strict):
     name: str
     dialect: Literal["jsonl", "llmonitor", "lunary", "honeyhive", "voker", "otlp"]
@@ -52,6 +69,7 @@ class Backend(Strict):
     max_queue: int = Field(1_000_000, ge=1, description="queued events beyond which ingress answers 429/503")
     run_timeout: float = Field(300.0, gt=0, description="seconds before an unfinished run is flushed as incomplete")
     retry: Retry = Field(default_factory=Retry)
+    redact: Redaction | None = None
 
     @model_validator(mode="after")
     def _target(self):
@@ -70,10 +88,28 @@ class Backend(Strict):
         return self.api_key
 
 
+class Route(Strict):
+    """Send the tenant's events that pass every given filter to ``backend``."""
+
+    backend: str
+    kinds: list[str] = Field(default_factory=list)
+    phases: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, description="any of these tags")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="all of these metadata values")
+    sample: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class RateLimit(Strict):
+    events_per_second: int | None = Field(None, ge=1)
+    requests_per_second: int | None = Field(None, ge=1)
+
+
 class Tenant(Strict):
     name: str
     keys: list[str] | dict[str, list[str]] = Field(default_factory=list)
-    backends: list[str] = Field(default_factory=list)
+    backends: list[str] = Field(default_factory=list, description="receive every event of the tenant")
+    routes: list[Route] = Field(default_factory=list, description="receive the events their filters pass")
+    rate_limit: RateLimit | None = None
 
     def credentials(self) -> list[tuple[str | None, str]]:
         """(dialect or None for any dialect, key) pairs."""
@@ -97,9 +133,18 @@ class Limits(Strict):
     dedupe_ttl: int = Field(24 * 3600, ge=1)
 
 
+class Delivery(Strict):
+    """How replicas share a backend: one holds its lease and forwards; the others wait."""
+
+    lease_ttl: float = Field(10.0, gt=0, description="seconds a dead holder keeps a backend's lease")
+    reclaim_idle: float | None = Field(None, gt=0, description="seconds before another replica re-claims "
+                                       "a dead holder's unacknowledged entries (default: lease_ttl)")
+
+
 class Config(Strict):
     listen: Listen = Field(default_factory=Listen)
     store: str = "memory"
+    delivery: Delivery = Field(default_factory=Delivery)
     tenants: list[Tenant] = Field(default_factory=list)
     backends: list[Backend] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
@@ -120,7 +165,7 @@ class Config(Strict):
         if dupes:
             raise ValueError(f"duplicate backend names: {', '.join(sorted(dupes))}")
         for tenant in self.tenants:
-            for ref in tenant.backends:
+            for ref in tenant.backends + [r.backend for r in tenant.routes]:
                 if ref not in names:
                     raise ValueError(f"tenant {tenant.name!r} names unknown backend {ref!r}")
         seen: dict[tuple, str] = {}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from mappings.ids import content_hash
 
 from .config import Config, Tenant
+from .routing import Router
 from .store import Store
 
 # phases that may repeat for one run: their identity includes their content
@@ -38,9 +39,10 @@ class Pipeline:
         self.dialects = {b.name: b.dialect for b in config.backends}
         self.counters = Counters()
         self.listeners: list = []
+        self.router = Router(config.tenants)
 
     def routes(self, tenant: Tenant, event: dict) -> list[str]:
-        return tenant.backends
+        return self.router.targets(tenant.name, event)
 
     async def submit(self, tenant: Tenant, events: list[dict]) -> list[bool]:
         """Queue the events for the tenant's backends; per event, whether it was new."""

@@ -21,6 +21,7 @@ from mappings.egress import OK, REJECT, RETRY, Outcome
 
 from .. import enrich
 from ..config import Backend
+from ..redact import Redactor
 from ..store import Entry, Store
 from .assembly import Assembler
 from .policy import Breaker
@@ -43,12 +44,13 @@ class Stats:
 
 class Forwarder:
     def __init__(self, backend: Backend, store: Store, session: aiohttp.ClientSession | None,
-                 lease_ttl: float = 10.0, read_count: int = 50):
+                 lease_ttl: float = 10.0, read_count: int = 50, reclaim_idle: float | None = None):
         self.backend = backend
         self.name = backend.name
         self.store = store
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease_ttl = lease_ttl
+        self.reclaim_idle = reclaim_idle or lease_ttl
         self.read_count = read_count
         self.breaker = Breaker(backend.retry)
         self.stats = Stats()
@@ -59,6 +61,8 @@ class Forwarder:
         self.assembler = (Assembler(store, self.name, backend.run_timeout, sessions=backend.dialect == "honeyhive")
                           if backend.dialect in RECORD_DIALECTS else None)
         self._next_sweep = 0.0
+        rules = backend.redact
+        self.redactor = Redactor(rules.builtin, rules.patterns, rules.fields, rules.mode) if rules else None
 
     async def run(self) -> None:
         while not self.stopping.is_set():
@@ -67,18 +71,36 @@ class Forwarder:
                     await self._sleep(self.lease_ttl / 3)
                     continue
                 await self._sweep()
-                entries = await self.store.read(self.name, self.owner, self.read_count, 0.5, self.lease_ttl)
+                entries = await self.store.read(self.name, self.owner, self.read_count, 0.5, self.reclaim_idle)
                 if entries:
-                    await self.process(entries)
+                    await self._holding_lease(self.process(entries))
             except asyncio.CancelledError:
                 raise
             except _Stopping:
-                return
+                break
             except Exception as exc:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("forwarder %s: store error, retrying", self.name)
                 await self._sleep(1.0)
         await self.store.release(self.name, self.owner)
+
+    async def _holding_lease(self, work) -> None:
+        """Run a batch while renewing the lease, so a slow or unreachable backend never
+        lets another replica re-claim entries still in hand; if the lease is lost anyway,
+        abandon the batch unacknowledged (its new holder delivers it)."""
+        task = asyncio.ensure_future(work)
+        try:
+            while not (await asyncio.wait({task}, timeout=self.lease_ttl / 3))[0]:
+                if not await self.store.lease(self.name, self.owner, self.lease_ttl):
+                    log.warning("forwarder %s: lease lost mid-batch; leaving it to the new holder", self.name)
+                    task.cancel()
+                    break
+        finally:
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if not task.cancelled():
+            task.result()
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -99,6 +121,8 @@ class Forwarder:
     async def process(self, entries: list[Entry]) -> None:
         events = [event for entry in entries for event in entry.events]
         events = [enrich.with_usage(e) for e in events]
+        if self.redactor is not None:
+            events = [self.redactor.event(e) for e in events]
         if self.assembler is not None:
             events = await self.assembler.feed(events)
         await self._deliver_all(events)

@@ -93,8 +93,21 @@ def handler(error_body: Callable[[str], Any], invalid_status: int = 400, backpre
     return wrap
 
 
+async def _rate_limit(request: web.Request, tenant, events: int) -> None:
+    """Per-tenant requests/s and events/s, counted in the store (so shared across replicas)."""
+    limit = tenant.rate_limit
+    if limit is None:
+        return
+    store = request.app[STATE].store
+    for key, amount, allowed in ((f"req:{tenant.name}", 1, limit.requests_per_second),
+                                 (f"evt:{tenant.name}", events, limit.events_per_second)):
+        if allowed is not None and await store.hit(key, amount, 1.0) > allowed:
+            raise HttpError(429, f"rate limit exceeded for tenant {tenant.name!r}", {"Retry-After": "1"})
+
+
 async def submit(request: web.Request, tenant, parsed: Parsed) -> list[str | None]:
     """Queue the parsed events; per item, None when accepted (new or duplicate) or its error."""
+    await _rate_limit(request, tenant, len(parsed.events))
     await request.app[STATE].pipeline.submit(tenant, parsed.events)
     return [str(i) if isinstance(i, MappingError) else None for i in parsed.items]
 
