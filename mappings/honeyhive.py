@@ -4,6 +4,7 @@ Records hold a whole run: ``event_type`` model|tool|chain|session, times in epoc
 milliseconds, ``inputs``/``outputs``/``config`` objects. The ``honeyhive`` client
 needs exactly HTTP 200 with a JSON body on every call, PUT included.
 """
+import math
 from typing import Any
 
 from . import fields, messages, times
@@ -72,6 +73,20 @@ def _config(event: dict, config: Any) -> None:
     event["params"] = params
 
 
+def _usage(metrics: dict) -> dict | None:
+    """Token counts a model event reports in its metrics (where this module's egress puts them)."""
+    def count(key):
+        n = metrics.get(key)
+        ok = isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n) and 0 <= n <= 2**63 - 1
+        return int(n) if ok else None
+    prompt, completion, total = count("prompt_tokens"), count("completion_tokens"), count("total_tokens")
+    if prompt is None and completion is None:
+        return None
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "cached_prompt_tokens": None,
+            "total_tokens": total if total is not None else (prompt or 0) + (completion or 0),
+            "estimated": metrics.get("tokens_estimated") is True}
+
+
 def record_to_canonical(raw: Any, session_id: str | None = None, kind: str | None = None) -> dict:
     """One HoneyHive event (or session) record as one complete canonical event."""
     if not isinstance(raw, dict):
@@ -91,6 +106,8 @@ def record_to_canonical(raw: Any, session_id: str | None = None, kind: str | Non
         event["input"] = _inputs(raw["inputs"])
     if raw.get("outputs") is not None:
         event["output"] = _outputs(raw["outputs"])
+    if event["kind"] == "llm" and event["metrics"]:
+        event["usage"] = _usage(event["metrics"])
     duration = raw.get("duration")
     if event["started_at"] and not event["ended_at"] and isinstance(duration, (int, float)) and not isinstance(duration, bool):
         event["ended_at"] = times.from_ms(times.to_ms(event["started_at"]) + duration)
@@ -144,8 +161,19 @@ def parse_batch(payload: Any) -> Parsed:
     session = None
     props = payload.get("session_properties")
     if payload.get("is_single_session") and isinstance(props, dict):
-        session = record_to_canonical({"session_id": derived_uuid(NAME, content_hash(payload)), **props}, kind="session")
-    parsed = each(events, lambda raw: record_to_canonical(raw, session_id=None if session is None or raw.get("session_id") else session["run_id"]))
+        # events that all name one session make that the batch's session (its start then
+        # dedupes against the session's own), instead of a new session left empty
+        named = {raw.get("session_id") if isinstance(raw, dict) and isinstance(raw.get("session_id"), str) else None
+                 for raw in events}
+        shared = named.pop() if len(named) == 1 else None
+        session_id = shared if isinstance(shared, str) and shared else derived_uuid(NAME, content_hash(payload))
+        session = record_to_canonical({"session_id": session_id, **props}, kind="session")
+
+    def convert(raw: Any) -> dict:
+        own_session = isinstance(raw, dict) and raw.get("session_id")
+        return record_to_canonical(raw, session_id=None if session is None or own_session else session["run_id"])
+
+    parsed = each(events, convert)
     parsed.ids = [i["run_id"] if isinstance(i, dict) else None for i in parsed.items]
     if session is not None:
         parsed.context["session"] = session
@@ -225,17 +253,21 @@ def to_record(event: dict, options: dict) -> dict:
     value = event.get("output")
     if value is not None:
         out["outputs"] = value if isinstance(value, dict) else {"output": value}
+    message = event.get("message")  # a thread chat message: the assistant's is an output, any other an input
+    if message:
+        if message.get("role") == "assistant":
+            out["outputs"] = message
+        else:
+            out["inputs"] = {"chat_history": [message]}
     if event.get("started_at"):
         out["start_time"] = times.to_ms(event["started_at"])
     if event.get("ended_at"):
         out["end_time"] = times.to_ms(event["ended_at"])
         if "start_time" in out:
             out["duration"] = out["end_time"] - out["start_time"]
-    metadata = dict(event.get("metadata") or {})
+    metadata = _metadata(event)
     if kind not in KINDS_OUT and kind != "chain":
         metadata["run_type"] = kind
-    if event.get("tags"):
-        metadata["tags"] = event["tags"]
     if event.get("incomplete"):
         metadata["incomplete"] = True
     if metadata:
@@ -252,9 +284,7 @@ def to_record(event: dict, options: dict) -> dict:
         out["metrics"] = metrics
     if event.get("feedback"):
         out["feedback"] = event["feedback"]
-    props = dict(event.get("user_props") or {})
-    if event.get("user_id"):
-        props["user_id"] = event["user_id"]
+    props = _user_properties(event)
     if props:
         out["user_properties"] = props
     if event.get("error"):
@@ -262,7 +292,23 @@ def to_record(event: dict, options: dict) -> dict:
     return out
 
 
+def _metadata(event: dict) -> dict:
+    metadata = dict(event.get("metadata") or {})
+    if event.get("tags"):
+        metadata["tags"] = event["tags"]
+    return metadata
+
+
+def _user_properties(event: dict) -> dict:
+    props = dict(event.get("user_props") or {})
+    if event.get("user_id"):
+        props["user_id"] = event["user_id"]
+    return props
+
+
 def _session_start(event: dict, options: dict) -> dict:
+    if event["source"] == NAME and event.get("raw"):
+        return {"session": {**event["raw"], "session_id": as_uuid(event["run_id"])}}
     record = to_record(event, options)
     session = {k: v for k, v in record.items() if k not in ("event_id", "event_type", "event_name", "parent_id")}
     session["session_id"] = as_uuid(event["run_id"])
@@ -275,9 +321,10 @@ def _update(event: dict) -> dict:
     if event["phase"] == "feedback":
         body["feedback"] = event.get("feedback") or {}
         return body
-    for src, dst in (("metadata", "metadata"), ("metrics", "metrics"), ("output", "outputs"), ("user_props", "user_properties")):
-        if event.get(src):
-            body[dst] = event[src] if isinstance(event[src], dict) else {"output": event[src]}
+    for dst, value in (("metadata", _metadata(event)), ("metrics", event.get("metrics")), ("outputs", event.get("output")),
+                       ("user_properties", _user_properties(event))):
+        if value:
+            body[dst] = value if isinstance(value, dict) else {"output": value}
     if event.get("ended_at"):
         body["end_time"] = times.to_ms(event["ended_at"])
     return body

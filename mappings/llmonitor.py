@@ -23,6 +23,11 @@ def parse_report(payload: Any) -> Parsed:
     events = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(events, list) or not events:
         raise MappingError("events", MISSING)
+    # the v0 SDK re-queues a batch that met a network error as one element, so its
+    # retry arrives nested: {"events": [[e1, e2], e3]}
+    events = [e for item in events for e in (item if isinstance(item, list) else [item])]
+    if not events:
+        raise MappingError("events", MISSING)
     parsed = each(events, lambda raw: stream_events.to_canonical(raw, NAME), ("runId", "run_id"))
     first = events[0] if isinstance(events[0], dict) else {}
     app = first.get("projectId") or first.get("app")

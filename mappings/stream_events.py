@@ -42,9 +42,11 @@ TABLE = (
     Field("user_props",    ("userProps", "user_props"),                 "object"),
     Field("tags",          ("tags",),                                   "string_list"),
 )
-# read by hand below: the type and event enums, the time, `extra` (model params in
-# v0) and the app/project id (a credential, consumed by auth and never forwarded)
-HANDLED = ("type", "event", "timestamp", "extra", "app", "projectId")
+# the project id an event carries is its project's public key: a credential, consumed
+# by auth (LLMonitor's app, Lunary's appId that its SDK sets to the key) and never forwarded
+CREDENTIALS = frozenset({"app", "appId", "projectId"})
+# read by hand below: the type and event enums, the time, `extra` (model params in v0)
+HANDLED = ("type", "event", "timestamp", "extra", *CREDENTIALS)
 KNOWN = fields.known_keys(TABLE) | frozenset(HANDLED)
 
 
@@ -91,7 +93,7 @@ def to_canonical(raw: Any, source: str) -> dict:
     if phase in ("start", "end") and event["kind"] == "llm" and event["name"]:
         event["model"] = event["name"]
     event["extra"] = fields.leftovers(raw, KNOWN)
-    event["raw"] = {k: v for k, v in raw.items() if k != "app"} if "app" in raw else raw
+    event["raw"] = raw if CREDENTIALS.isdisjoint(raw) else {k: v for k, v in raw.items() if k not in CREDENTIALS}
     return event
 
 
@@ -109,6 +111,8 @@ def _common(event: dict, v0: bool) -> dict:
                      ("tags", "tags"), ("metadata", "metadata"), ("feedback", "feedback")):
         if event.get(src):
             out[dst] = event[src]
+    if kind == "llm" and event.get("model"):
+        out["name"] = event["model"]  # an llm run is named by its model: Lunary prices and counts tokens by it
     if event.get("input") is not None:
         out["input"] = convert(event["input"])
     if event.get("output") is not None:
@@ -138,7 +142,7 @@ def from_canonical(event: dict, v0: bool, uuids: bool) -> list[dict]:
         base["type"] = "thread"
         base["event"] = "chat"
         base["parentRunId"] = as_uuid(event["session_id"]) if uuids and event.get("session_id") else event.get("session_id")
-        base["message"] = messages.to_v0(event["message"]) if v0 else event["message"]
+        base["message"] = event["message"]  # v0 has no threads: its server reads chat messages OpenAI-shaped
         return [base]
     if phase != "complete":
         base["event"] = PHASES_OUT.get(phase, phase)

@@ -23,6 +23,9 @@ def error_body(message: str, field: str = "") -> dict:
     return {"detail": [{"loc": loc, "msg": message, "type": "value_error"}]}
 
 
+SESSION_EMPTY = {"detail": {"type": "session-id-empty"}}  # the 422 the SDK turns into SessionIdEmptyError
+
+
 def not_found(kind: str) -> dict:
     return {"detail": {"type": f"{kind}-not-found"}}
 

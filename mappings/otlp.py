@@ -1,0 +1,759 @@
+"""OpenTelemetry traces over OTLP/HTTP: spans in, spans out, one span per run.
+
+A span holds a whole run, so each span becomes one ``complete`` event whose run id is
+its span id (hex). Attributes are read in three vocabularies: the HoneyHive tracer's
+(``honeyhive_*``, objects flattened to dotted keys), Rosetta's own (``rosetta.*``,
+written by `encode` so that a run survives a trip through OTLP), and the GenAI
+semantic conventions (``gen_ai.*``: per-index prompt/completion attributes, JSON
+message attributes in the parts format, and message span events). Attributes no
+reader consumes are kept in ``metadata`` under their own key; span facts with no
+canonical slot (trace id, span name and kind, scope, resource, other span events,
+links) go to ``extra``, and the span itself to ``raw`` for lossless OTLP forwarding.
+
+Knowingly ignored: an attribute that repeats, with the same value, one already read
+from the same table row (``traceloop.association.properties.*`` copies of
+``honeyhive.*``, ``gen_ai.system`` beside ``gen_ai.provider.name``, ``session.id``
+beside ``gen_ai.conversation.id``), the tracer's ``honeyhive_metadata.event_type`` /
+``event_name`` copies, ``gen_ai.agent.name``/``gen_ai.tool.name`` where the run's name
+already ends with them (``invoke_agent {name}``), and a ``gen_ai.choice`` event's ``index``.
+"""
+import hashlib
+from typing import Any, Callable, get_args
+
+import orjson
+
+from . import fields, honeyhive, messages, times
+from . import otlp_wire as wire
+from .canonical import Kind, new_event
+from .egress import OK, REJECT, Outcome, Request
+from .errors import MappingError
+from .fields import Field
+from .ingest import Parsed
+from .otlp_wire import JSON, PROTOBUF, decode_request, encode_answer, error_answer, error_body
+
+__all__ = [
+    "NAME", "SHAPE", "JSON", "PROTOBUF", "decode_request", "parse_spans", "parse_request", "answer",
+    "encode_answer", "error_answer", "error_body", "encode",
+]
+
+NAME = "otlp"
+SHAPE = "record"
+PATH = "/v1/traces"
+CANONICAL_KINDS = frozenset(get_args(Kind))
+OPERATION_KINDS = {
+    "chat": "llm", "text_completion": "llm", "generate_content": "llm", "embeddings": "embed",
+    "execute_tool": "tool", "invoke_agent": "agent", "create_agent": "agent",
+}
+KIND_OPERATIONS = {"llm": "chat", "embed": "embeddings", "tool": "execute_tool", "agent": "invoke_agent"}
+MODEL_HINTS = ("gen_ai.request.model", "gen_ai.response.model", "gen_ai.provider.name", "gen_ai.system")
+CLIENT_KINDS = frozenset({"llm", "embed"})
+NAME_COPIES = ("gen_ai.agent.name", "gen_ai.tool.name")  # consumed when the run's name already says them
+PARAM_NAMES = {"stop_sequences": "stop", "choice.count": "n"}  # gen_ai.request.<name> -> params key
+PARAM_ATTRIBUTES = {v: k for k, v in PARAM_NAMES.items()}
+MESSAGE_EVENTS = {
+    "gen_ai.system.message": "system", "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool",
+}
+EVALUATION_EVENT = "gen_ai.evaluation.result"
+EVALUATION = {  # evaluation event attribute -> feedback key
+    "gen_ai.evaluation.name": "name", "gen_ai.evaluation.score.value": "score",
+    "gen_ai.evaluation.score.label": "label", "gen_ai.evaluation.explanation": "explanation",
+}
+EXCEPTION = {"exception.message": "message", "exception.stacktrace": "stack", "exception.type": "type"}
+STATUS_ERROR, STATUS_OK = "STATUS_CODE_ERROR", "STATUS_CODE_OK"
+
+
+def _tokens(value):
+    whole = isinstance(value, int) or isinstance(value, float) and value.is_integer()
+    if isinstance(value, bool) or not whole or value < 0:
+        raise MappingError("", "expected a non-negative whole number of tokens")
+    return int(value)
+
+
+def _flag(value):
+    if not isinstance(value, bool):
+        raise MappingError("", "expected a boolean")
+    return value
+
+
+def _number(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MappingError("", "expected a number")
+    return value
+
+
+CONVERTERS: dict[str, Callable[[Any], Any]] = {**fields.CONVERTERS, "tokens": _tokens, "flag": _flag, "number": _number}
+
+# canonical field ("a.b": key b of a)  <- attributes: the first present wins, and the
+#                                          others are consumed where they repeat it
+ATTRIBUTES = (
+    Field("session_id",                 ("honeyhive.session_id", "traceloop.association.properties.session_id",
+                                         "gen_ai.conversation.id", "session.id"),                "string"),
+    Field("name",                       ("honeyhive_event_name", "rosetta.name"),                 "string"),
+    Field("model",                      ("gen_ai.request.model", "gen_ai.response.model"),        "string"),
+    Field("provider",                   ("gen_ai.provider.name", "gen_ai.system"),                "string"),
+    Field("user_id",                    ("user.id", "enduser.id"),                                "string"),
+    Field("tags",                       ("rosetta.tags",),                                        "string_list"),
+    Field("incomplete",                 ("rosetta.incomplete",),                                  "flag"),
+    Field("usage.prompt_tokens",        ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),  "tokens"),
+    Field("usage.completion_tokens",    ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"), "tokens"),
+    Field("usage.cached_prompt_tokens", ("gen_ai.usage.cache_read.input_tokens",),                "tokens"),
+    Field("usage.estimated",            ("rosetta.usage.estimated",),                             "flag"),
+    Field("extra.project",              ("honeyhive.project", "traceloop.association.properties.project"), "string"),
+    Field("extra.source",               ("honeyhive.source", "traceloop.association.properties.source"),   "string"),
+    Field("extra.duration",             ("honeyhive_duration_ms",),                               "number"),
+)
+# HoneyHive record key <- flattened attribute prefix (dotted paths, numeric parts = list indexes)
+HONEYHIVE_GROUPS = {
+    "inputs": "honeyhive_inputs", "outputs": "honeyhive_outputs", "config": "honeyhive_config",
+    "metadata": "honeyhive_metadata", "metrics": "honeyhive_metrics", "feedback": "honeyhive_feedback",
+    "user_properties": "honeyhive_user_properties",
+}
+HONEYHIVE_OBJECTS = {"metadata": "metadata", "metrics": "metrics", "feedback": "feedback", "user_properties": "user_props"}
+# canonical object field <- attribute prefix, one level (the rest of the key is the key)
+ROSETTA_GROUPS = {
+    "metadata": "rosetta.metadata", "metrics": "rosetta.metrics", "feedback": "rosetta.feedback",
+    "user_props": "rosetta.user_props",
+}
+
+
+class _Reading:
+    """One span being read, with the attributes and events a reader consumed: the
+    attributes left over are kept in metadata, the events in extra."""
+
+    def __init__(self, span: dict):
+        self.span = span
+        self.attributes: dict = span["attributes"]
+        self.used: set[str] = set()
+        self.used_events: set[int] = set()
+
+    def get(self, key: str) -> Any:
+        return self.attributes.get(key)
+
+    def take(self, key: str) -> Any:
+        value = self.attributes.get(key)
+        if value is not None:
+            self.used.add(key)
+        return value
+
+    def prefixed(self, prefix: str) -> dict:
+        """Attributes named ``prefix.<rest>``, by rest."""
+        start = prefix + "."
+        return {k[len(start):]: v for k, v in self.attributes.items() if k.startswith(start)}
+
+    def use_prefixed(self, prefix: str, rests) -> None:
+        self.used.update(f"{prefix}.{rest}" for rest in rests)
+
+    def events(self, *names: str) -> list[tuple[int, dict]]:
+        return [(i, e) for i, e in enumerate(self.span["events"]) if e["name"] in names and i not in self.used_events]
+
+    def leftover_attributes(self) -> dict:
+        return {k: v for k, v in self.attributes.items() if k not in self.used}
+
+    def leftover_events(self) -> list[dict]:
+        return [e for i, e in enumerate(self.span["events"]) if i not in self.used_events]
+
+
+# ---- small conversions ---------------------------------------------------------------
+
+_NOT_JSON = object()
+
+
+def _loads(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return _NOT_JSON
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def _unflatten(flat: dict, field: str) -> Any:
+    """``{"a.0.b": 1}`` -> ``{"a": [{"b": 1}]}``: the HoneyHive tracer's flattening undone."""
+    root: dict = {}
+    for key, value in flat.items():
+        node = root
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise MappingError(f"{field}.{key}", "a value is set at a shorter path of this key")
+        if isinstance(node.get(leaf), dict):
+            raise MappingError(f"{field}.{key}", "a value is set at a longer path of this key")
+        node[leaf] = value
+    return _lists(root)
+
+
+def _lists(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    out = {k: _lists(v) for k, v in node.items()}
+    if out and all(k.isdecimal() for k in out):
+        by_index = {int(k): v for k, v in out.items()}
+        if sorted(by_index) == list(range(len(by_index))):
+            return [by_index[i] for i in range(len(by_index))]
+    return out
+
+
+def _put(event: dict, target: str, value: Any) -> None:
+    head, _, key = target.partition(".")
+    if not key:
+        event[head] = value
+        return
+    if event[head] is None:
+        event[head] = {"prompt_tokens": None, "completion_tokens": None, "cached_prompt_tokens": None,
+                       "total_tokens": None, "estimated": False} if head == "usage" else {}
+    event[head][key] = value
+
+
+def _read_table(reading: _Reading, event: dict) -> None:
+    for row in ATTRIBUTES:
+        present = [k for k in row.sources if reading.get(k) is not None]
+        if not present:
+            continue
+        value = reading.get(present[0])
+        try:
+            _put(event, row.target, CONVERTERS[row.convert](value))
+        except MappingError as exc:
+            raise MappingError(f"attributes.{present[0]}", exc.problem) from None
+        reading.used.update(k for k in present if reading.get(k) == value)
+
+
+# ---- messages ------------------------------------------------------------------------
+
+def _tool_call(call: Any) -> dict:
+    """A tool call as {id, name, arguments} (conventions) or OpenAI's {id, function} shape."""
+    call = call if isinstance(call, dict) else {}
+    function = call.get("function") if isinstance(call.get("function"), dict) else call
+    arguments = function.get("arguments")
+    if not isinstance(arguments, str):
+        arguments = _dumps(arguments if arguments is not None else {})
+    return {"id": call.get("id"), "type": "function", "function": {"name": function.get("name"), "arguments": arguments}}
+
+
+def _from_parts(msg: dict) -> dict:
+    """A conventions message (role + typed parts) as a canonical message. The parts are
+    made canonical here, not by `messages.normalize_message`, which reads tool results
+    in Anthropic's shape."""
+    out = {k: v for k, v in msg.items() if k != "parts"}
+    parts = msg.get("parts")
+    if not isinstance(parts, list):
+        return messages.normalize_message(out)
+    out["role"] = messages.ROLE_ALIASES.get(out["role"], out["role"])
+    kinds = [p.get("type") if isinstance(p, dict) else None for p in parts]
+    if out["role"] == "tool" and kinds == ["tool_call_response"]:
+        response = parts[0].get("response")
+        out["tool_call_id"] = parts[0].get("id")
+        out["content"] = response if isinstance(response, str) or response is None else _dumps(response)
+        return out
+    content, calls = [], []
+    for part, kind in zip(parts, kinds):
+        rest = {k: v for k, v in part.items() if k not in ("type", "content", "id", "response")} if kind else {}
+        if kind == "text":
+            content.append({"type": "text", "text": part.get("content"), **rest})
+        elif kind == "tool_call":
+            calls.append(_tool_call(part))
+        elif kind == "tool_call_response":
+            content.append({**rest, "type": "tool_result", "tool_call_id": part.get("id"), "content": part.get("response")})
+        else:
+            content.append(part if isinstance(part, dict) else {"type": "unknown", "value": part})
+    plain_text = len(content) == 1 and content[0].keys() == {"type", "text"} and isinstance(content[0]["text"], str)
+    out["content"] = content[0]["text"] if plain_text else content or None
+    if calls:
+        out["tool_calls"] = calls
+    return out
+
+
+def _from_flat(msg: dict) -> dict:
+    """A message of the older per-index attributes or message events (tool_calls as a list)."""
+    out = dict(msg)
+    calls = _loads(out.pop("tool_calls", None))
+    if isinstance(calls, list) and calls:
+        out["tool_calls"] = [_tool_call(c) for c in calls]
+    return messages.normalize_message(out)
+
+
+def _message_list(value: Any, convert: Callable[[dict], dict]) -> list | None:
+    value = _loads(value)
+    if not isinstance(value, list) or not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in value):
+        return None
+    return [convert(m) for m in value]
+
+
+def _one_or_list(items: list) -> Any:
+    return items[0] if len(items) == 1 else items
+
+
+def _system_instructions(reading: _Reading) -> list:
+    parts = _loads(reading.get("gen_ai.system_instructions"))
+    if isinstance(parts, str):
+        parts = [{"type": "text", "content": parts}]
+    if not isinstance(parts, list) or not parts:
+        return []
+    reading.take("gen_ai.system_instructions")
+    return [_from_parts({"role": "system", "parts": parts})]
+
+
+def _json_messages(reading: _Reading, key: str) -> list | None:
+    found = _message_list(reading.get(key), _from_parts)
+    if found is not None:
+        reading.take(key)
+    return found
+
+
+def _indexed_messages(reading: _Reading, prefix: str) -> list | None:
+    flat = reading.prefixed(prefix)
+    if not flat:
+        return None
+    found = _message_list(_unflatten(flat, f"attributes.{prefix}"), _from_flat)
+    if found is not None:
+        reading.use_prefixed(prefix, flat)
+    return found
+
+
+def _event_message(event: dict) -> dict | None:
+    attrs = {k: v for k, v in event["attributes"].items() if k != "gen_ai.system"}
+    if event["name"] == "gen_ai.choice":
+        body = _loads(attrs.pop("message", None))
+        attrs.pop("index", None)
+        body = dict(body) if isinstance(body, dict) else {}
+        body.setdefault("role", "assistant")
+        body.update(attrs)
+    else:
+        body = {"role": MESSAGE_EVENTS[event["name"]], **attrs}
+        if body["role"] == "tool" and "id" in body:
+            body["tool_call_id"] = body.pop("id")
+    return _from_flat(body) if isinstance(body.get("role"), str) else None
+
+
+def _event_messages(reading: _Reading, *names: str) -> list | None:
+    found = [(i, m) for i, e in reading.events(*names) if (m := _event_message(e)) is not None]
+    if not found:
+        return None
+    reading.used_events.update(i for i, _ in found)
+    return [m for _, m in found]
+
+
+def _json_attribute(reading: _Reading, key: str) -> Any:
+    value = reading.get(key)
+    if value is None:
+        return None
+    decoded = _loads(value)
+    reading.take(key)
+    return value if decoded is _NOT_JSON else decoded
+
+
+def _input_new(reading):
+    system = _system_instructions(reading)
+    found = _json_messages(reading, "gen_ai.input.messages")
+    return system + found if found is not None else system or None
+
+
+def _output_new(reading):
+    found = _json_messages(reading, "gen_ai.output.messages")
+    return _one_or_list(found) if found else None
+
+
+def _output_indexed(reading):
+    found = _indexed_messages(reading, "gen_ai.completion")
+    return _one_or_list(found) if found else None
+
+
+def _output_events(reading):
+    found = _event_messages(reading, "gen_ai.choice")
+    return _one_or_list(found) if found else None
+
+
+# Where a run's input and output may be, most specific first; HoneyHive's are read before.
+INPUT_READERS = (
+    lambda r: _json_attribute(r, "rosetta.input"),
+    _input_new,
+    lambda r: _indexed_messages(r, "gen_ai.prompt"),
+    lambda r: _event_messages(r, *MESSAGE_EVENTS),
+    lambda r: _json_attribute(r, "gen_ai.tool.call.arguments"),
+)
+OUTPUT_READERS = (
+    lambda r: _json_attribute(r, "rosetta.output"),
+    _output_new,
+    _output_indexed,
+    _output_events,
+    lambda r: _json_attribute(r, "gen_ai.tool.call.result"),
+)
+
+
+# ---- ingress -------------------------------------------------------------------------
+
+def _kind(reading: _Reading) -> tuple[str, str | None]:
+    """(canonical kind, HoneyHive event type): HoneyHive's type, then Rosetta's, then the
+    GenAI operation; a span naming a model is an llm call, anything else a chain."""
+    event_type = reading.take("honeyhive_event_type")
+    if event_type is not None:
+        if event_type not in honeyhive.KINDS:
+            raise MappingError("attributes.honeyhive_event_type", "expected one of model, tool, chain, session")
+        return honeyhive.KINDS[event_type], event_type
+    if reading.get("rosetta.kind") in CANONICAL_KINDS:
+        return reading.take("rosetta.kind"), None
+    operation = reading.get("gen_ai.operation.name")
+    if operation in OPERATION_KINDS:
+        return OPERATION_KINDS[reading.take("gen_ai.operation.name")], None
+    if any(reading.get(k) is not None for k in MODEL_HINTS):
+        return "llm", None
+    return "chain", None
+
+
+def _honeyhive(reading: _Reading, event: dict, event_type: str | None) -> None:
+    """The tracer's flattened objects, mapped as the JSON HoneyHive records are."""
+    record = {}
+    for key, prefix in HONEYHIVE_GROUPS.items():
+        flat = reading.prefixed(prefix)
+        if flat:
+            record[key] = _unflatten(flat, f"attributes.{prefix}")
+            reading.use_prefixed(prefix, flat)
+    try:
+        if "config" in record:
+            config: dict = {}
+            honeyhive._config(config, record["config"])
+            event["model"] = config["model"] or event["model"]
+            event["provider"] = config["provider"] or event["provider"]
+            event["params"].update(config["params"])
+        if "inputs" in record:
+            event["input"] = honeyhive._inputs(record["inputs"])
+        if "outputs" in record:
+            event["output"] = honeyhive._outputs(record["outputs"])
+    except MappingError as exc:
+        raise MappingError(f"attributes.{HONEYHIVE_GROUPS[exc.field]}", exc.problem) from None
+    for key, target in HONEYHIVE_OBJECTS.items():
+        if key in record:
+            if not isinstance(record[key], dict):
+                raise MappingError(f"attributes.{HONEYHIVE_GROUPS[key]}", "expected an object")
+            event[target] = {**(event[target] or {}), **record[key]}
+    if event["kind"] == "llm" and event["usage"] is None and "metrics" in record:
+        event["usage"] = honeyhive._usage(event["metrics"])
+    for key, copy_of in (("event_type", event_type), ("event_name", event["name"])):
+        if event["metadata"].get(key) is not None and event["metadata"][key] == copy_of:
+            del event["metadata"][key]
+
+
+def _error(reading: _Reading) -> dict | None:
+    """Status ERROR, or an exception event on a span not marked OK, with the last
+    exception's type, message and stack; ``error.type`` names the error class."""
+    status = reading.span["status"]
+    exceptions = reading.events("exception")
+    if status["code"] != STATUS_ERROR and not (exceptions and status["code"] != STATUS_OK):
+        return None
+    error: dict[str, Any] = {}
+    if exceptions:
+        index, exception = exceptions[-1]
+        reading.used_events.add(index)
+        error = {EXCEPTION.get(k, k): v for k, v in exception["attributes"].items()}
+    error_type = reading.take("error.type") if status["code"] == STATUS_ERROR else None
+    if error_type is not None:
+        error["type"] = error_type
+    if status["message"]:
+        if error.get("message") not in (None, status["message"]):
+            error["exception_message"] = error["message"]
+        error["message"] = status["message"]
+    error["message"] = str(error.get("message") or error.get("type") or "error")
+    return error
+
+
+def _evaluation(reading: _Reading) -> dict | None:
+    found = reading.events(EVALUATION_EVENT)
+    if not found:
+        return None
+    index, event = found[-1]
+    reading.used_events.add(index)
+    return {EVALUATION.get(k, k): v for k, v in event["attributes"].items()}
+
+
+def _first(readers, reading: _Reading) -> Any:
+    for read in readers:
+        value = read(reading)
+        if value is not None:
+            return value
+    return None
+
+
+def span_to_canonical(span: dict) -> dict:
+    """One decoded span as one complete canonical event."""
+    reading = _Reading(span)
+    kind, event_type = _kind(reading)
+    event = new_event(NAME, kind, "complete", span["span_id"], "")
+    event["parent_run_id"] = span["parent_span_id"]
+    for target, key, field in (("started_at", "start_ns", "startTimeUnixNano"), ("ended_at", "end_ns", "endTimeUnixNano")):
+        try:
+            event[target] = times.from_ns(span[key]) if span[key] else None
+        except MappingError as exc:
+            raise MappingError(field, exc.problem) from None
+    event["timestamp"] = event["ended_at"] or event["started_at"]
+    _read_table(reading, event)
+    event["name"] = event["name"] or span["name"]
+    for key in NAME_COPIES:
+        named = reading.get(key)
+        if named is not None and (event["name"] == named or event["name"].endswith(f" {named}")):
+            reading.take(key)
+    params = {k: v for k, v in reading.prefixed("gen_ai.request").items() if k != "model"}
+    reading.use_prefixed("gen_ai.request", params)
+    event["params"] = {PARAM_NAMES.get(k, k): v for k, v in params.items()}
+    _honeyhive(reading, event, event_type)
+    for target, prefix in ROSETTA_GROUPS.items():
+        flat = reading.prefixed(prefix)
+        if flat:
+            reading.use_prefixed(prefix, flat)
+            event[target] = {**(event[target] or {}), **flat}
+    if event["input"] is None:
+        event["input"] = _first(INPUT_READERS, reading)
+    if event["output"] is None:
+        event["output"] = _first(OUTPUT_READERS, reading)
+    event["error"] = _error(reading)
+    if event["error"] is None and isinstance(reading.get("honeyhive_error"), str):
+        event["error"] = {"message": reading.take("honeyhive_error")}
+    if event["feedback"] is None:
+        event["feedback"] = _evaluation(reading)
+    usage = event["usage"]
+    if usage and (usage["prompt_tokens"] is not None or usage["completion_tokens"] is not None):
+        usage["total_tokens"] = (usage["prompt_tokens"] or 0) + (usage["completion_tokens"] or 0)
+    if event["user_id"] is None and isinstance((event["user_props"] or {}).get("user_id"), str):
+        event["user_id"] = event["user_props"]["user_id"]
+    event["metadata"] = {**reading.leftover_attributes(), **event["metadata"]}
+    event["extra"] = {**_span_extra(span, reading), **event["extra"]}
+    event["raw"] = {k: v for k, v in span.items() if k != "path"}
+    return event
+
+
+def _span_extra(span: dict, reading: _Reading) -> dict:
+    extra = {"trace_id": span["trace_id"], "span_name": span["name"], "span_kind": span["kind"],
+             "scope": span["scope"], "resource": span["resource"]}
+    events = reading.leftover_events()
+    for key, value in (("events", events), ("links", span["links"]), ("trace_state", span["trace_state"])):
+        if value:
+            extra[key] = value
+    if span["status"]["code"] == STATUS_OK:
+        extra["status"] = STATUS_OK
+    return extra
+
+
+def parse_spans(spans: list[dict | MappingError]) -> Parsed:
+    """Each span as one event; a span that fails keeps its error in its slot."""
+    items: list[dict | MappingError] = []
+    for index, span in enumerate(spans):
+        if isinstance(span, MappingError):
+            items.append(span)
+            continue
+        try:
+            items.append(span_to_canonical(span))
+        except MappingError as exc:
+            items.append(exc.within(span.get("path") or f"spans[{index}]"))
+    return Parsed(items, [i["run_id"] if isinstance(i, dict) else None for i in items])
+
+
+def parse_request(body: bytes, content_type: str) -> Parsed:
+    return parse_spans(decode_request(body, content_type))
+
+
+def answer(parsed: Parsed, protobuf: bool = False) -> tuple[int, dict | bytes]:
+    """200 always: full success, or partial success counting the spans refused (OTLP
+    names no span, so the message lists the first few errors). JSON as a dict,
+    protobuf as serialized ExportTraceServiceResponse bytes."""
+    errors = [str(i) for i in parsed.items if isinstance(i, MappingError)]
+    message = "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
+    if protobuf:
+        return 200, encode_answer(len(errors), message, protobuf=True)
+    return 200, wire.answer_json(len(errors), message)
+
+
+# ---- egress --------------------------------------------------------------------------
+
+def _digest(kind: str, value: str, size: int) -> str:
+    return hashlib.blake2b(f"{kind}\x1f{value}".encode(), digest_size=size).hexdigest()
+
+
+def _is_id(value: Any, size: int) -> bool:
+    if not isinstance(value, str) or len(value) != 2 * size:
+        return False
+    try:
+        return any(bytes.fromhex(value))
+    except ValueError:
+        return False
+
+
+def span_id_of(run_id: str) -> str:
+    """A run id that is already a span id (16 hex) is kept, any other is hashed to one:
+    the same function gives a span its id and its children their parent id."""
+    return run_id.lower() if _is_id(run_id, 8) else _digest("span", run_id, 8)
+
+
+def trace_id_of(event: dict, by_run: dict[str, dict]) -> str:
+    """The trace a run belongs to, the same on every retry: the trace id it arrived with
+    (OTLP), else a hash of ``extra.trace_root`` or of its session, else of its root's run
+    id, found by walking up through the parents in the batch; a parent outside the
+    batch stands for the root. Trees deeper than two levels split across batches need
+    a session or ``trace_root`` to stay in one trace."""
+    seen = set()
+    while True:
+        extra = event.get("extra") or {}
+        if _is_id(extra.get("trace_id"), 16):
+            return extra["trace_id"].lower()
+        key = extra.get("trace_root") or event.get("session_id")
+        parent = event.get("parent_run_id")
+        if key or not parent:
+            return _digest("trace", key or event["run_id"], 16)
+        seen.add(event["run_id"])
+        if parent not in by_run or parent in seen:
+            return _digest("trace", parent, 16)
+        event = by_run[parent]
+
+
+def _to_parts(msg: dict) -> dict:
+    """A canonical message in the conventions' parts format (tool calls as parts)."""
+    out = {k: v for k, v in msg.items() if k not in ("content", "tool_calls")}
+    content, parts = msg.get("content"), []
+    if msg.get("role") == "tool" and msg.get("tool_call_id") is not None:
+        parts.append({"type": "tool_call_response", "id": out.pop("tool_call_id"), "response": content})
+    elif isinstance(content, str):
+        parts.append({"type": "text", "content": content})
+    elif isinstance(content, list):
+        for part in content:
+            kind = part.get("type") if isinstance(part, dict) else None
+            rest = {k: v for k, v in part.items() if k not in ("type", "text", "tool_call_id", "content")} if kind else {}
+            if kind == "text":
+                parts.append({"type": "text", "content": part.get("text"), **rest})
+            elif kind == "tool_result":
+                parts.append({**rest, "type": "tool_call_response", "id": part.get("tool_call_id"),
+                              "response": part.get("content")})
+            else:
+                parts.append(part)
+    for call in msg.get("tool_calls") or ():
+        function = call.get("function") or {}
+        parts.append({"type": "tool_call", "id": call.get("id"), "name": function.get("name"),
+                      "arguments": function.get("arguments")})
+    out["parts"] = parts
+    return out
+
+
+def _operation(event: dict) -> str | None:
+    if event["kind"] == "llm" and isinstance(event.get("input"), str):
+        return "text_completion"
+    return KIND_OPERATIONS.get(event["kind"])
+
+
+def _span_name(event: dict, operation: str | None) -> str:
+    """``{operation} {model}`` for model calls and ``{operation} {name}`` for tools and
+    agents, as the GenAI conventions name spans."""
+    name = event.get("name")
+    if event["kind"] in CLIENT_KINDS:
+        return f"{operation} {event['model']}" if event.get("model") else operation
+    if operation and name and not name.startswith(f"{operation} "):
+        return f"{operation} {name}"
+    return name or operation or event["kind"]
+
+
+def _io_attributes(event: dict, attrs: dict) -> None:
+    """Messages as the conventions' JSON attributes; anything else as JSON under Rosetta's
+    own keys (or the tool call's arguments and result), so ingress can read it back."""
+    value, kind = event.get("input"), event["kind"]
+    if value is not None:
+        if messages.is_message_list(value):
+            attrs["gen_ai.input.messages"] = _dumps([_to_parts(m) for m in value])
+        else:
+            attrs["gen_ai.tool.call.arguments" if kind == "tool" else "rosetta.input"] = _dumps(value)
+    value = event.get("output")
+    if value is not None:
+        if messages.is_message(value) or messages.is_message_list(value):
+            listed = value if isinstance(value, list) else [value]
+            attrs["gen_ai.output.messages"] = _dumps([_to_parts(m) for m in listed])
+        else:
+            attrs["gen_ai.tool.call.result" if kind == "tool" else "rosetta.output"] = _dumps(value)
+
+
+def _attributes(event: dict, operation: str | None) -> dict:
+    kind, name = event["kind"], event.get("name")
+    attrs: dict[str, Any] = {"gen_ai.operation.name": operation, "rosetta.kind": None if operation else kind,
+                             "gen_ai.provider.name": event.get("provider"),
+                             "gen_ai.request.model": event.get("model")}
+    for key, value in (event.get("params") or {}).items():
+        attrs[f"gen_ai.request.{PARAM_ATTRIBUTES.get(key, key)}"] = value
+    usage = event.get("usage") or {}
+    attrs["gen_ai.usage.input_tokens"] = usage.get("prompt_tokens")
+    attrs["gen_ai.usage.output_tokens"] = usage.get("completion_tokens")
+    attrs["gen_ai.usage.cache_read.input_tokens"] = usage.get("cached_prompt_tokens")
+    attrs["rosetta.usage.estimated"] = True if usage.get("estimated") else None
+    if name and operation in ("execute_tool", "invoke_agent"):
+        attrs["gen_ai.tool.name" if kind == "tool" else "gen_ai.agent.name"] = name.removeprefix(f"{operation} ")
+    attrs["gen_ai.conversation.id"] = event.get("session_id")
+    attrs["user.id"] = event.get("user_id")
+    attrs["rosetta.tags"] = event.get("tags") or None
+    attrs["rosetta.incomplete"] = True if event.get("incomplete") else None
+    _io_attributes(event, attrs)
+    error = event.get("error")
+    if error and error.get("type"):
+        attrs["error.type"] = str(error["type"])
+    attrs = {k: v for k, v in attrs.items() if v is not None}
+    for field, prefix in ROSETTA_GROUPS.items():
+        for key, value in (event.get(field) or {}).items():
+            attrs[f"{prefix}.{key}"] = value
+    return attrs
+
+
+def _error_parts(event: dict, end_ns: int) -> tuple[dict, list]:
+    error = event.get("error")
+    if not error:
+        return {"code": "STATUS_CODE_UNSET", "message": ""}, []
+    attributes = {"exception.type": str(error.get("type") or "Error"), "exception.message": error["message"]}
+    if error.get("stack"):
+        attributes["exception.stacktrace"] = error["stack"]
+    attributes.update({k: v for k, v in error.items() if k not in ("type", "message", "stack")})
+    return ({"code": STATUS_ERROR, "message": error["message"]},
+            [{"name": "exception", "time_ns": end_ns, "attributes": attributes}])
+
+
+def canonical_to_span(event: dict, trace_id: str, options: dict) -> dict:
+    """A canonical record as a span dict (the shape `decode_request` yields)."""
+    operation = _operation(event)
+    start_ns = times.to_ns(event.get("started_at") or event["timestamp"])
+    end_ns = times.to_ns(event.get("ended_at") or event["timestamp"])
+    attributes = _attributes(event, operation)
+    name = _span_name(event, operation)
+    if event.get("name") and event["name"] != name:
+        attributes["rosetta.name"] = event["name"]
+    status, events = _error_parts(event, end_ns)
+    parent = event.get("parent_run_id")
+    return {
+        "trace_id": trace_id, "span_id": span_id_of(event["run_id"]),
+        "parent_span_id": span_id_of(parent) if parent else None, "trace_state": "",
+        "name": name, "kind": "SPAN_KIND_CLIENT" if event["kind"] in CLIENT_KINDS else "SPAN_KIND_INTERNAL",
+        "start_ns": start_ns, "end_ns": end_ns, "attributes": attributes, "events": events, "links": [],
+        "status": status, "resource": {"service.name": options.get("service_name", "rosetta")}, "scope": "rosetta",
+    }
+
+
+def _read(count: int) -> Callable[[Any], list[Outcome]]:
+    def read(body: Any) -> list[Outcome]:
+        rejected, message = wire.read_answer(body)
+        if rejected > 0:
+            return [Outcome(REJECT, f"collector rejected {rejected} span(s): {message}")] * count
+        return [Outcome(OK, message) for _ in range(count)]
+    return read
+
+
+def encode(events: list[dict], options: dict) -> list[Request]:
+    """Complete records as one export request; a span that arrived over OTLP is sent as
+    it came. ``options``: ``encoding`` ("protobuf" or "json"), ``service_name``."""
+    records = [(i, e) for i, e in enumerate(events) if e["phase"] == "complete"]
+    if not records:
+        return []
+    by_run = {e["run_id"]: e for _, e in records}
+    spans = []
+    for _, event in records:
+        if event["source"] == NAME and event.get("raw"):
+            spans.append(event["raw"])
+        else:
+            spans.append(canonical_to_span(event, trace_id_of(event, by_run), options))
+    protobuf = options.get("encoding", "protobuf") != "json"
+    body = wire.encode_request(spans, protobuf)
+    headers = {"Content-Type": PROTOBUF if protobuf else JSON}
+    return [Request("POST", PATH, body, [i for i, _ in records], _read(len(records)), headers)]
