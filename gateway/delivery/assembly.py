@@ -124,6 +124,9 @@ class Assembler:
         if event["kind"] == "session":
             self._known_sessions.add(event["run_id"])
             return [event]
+        if event["phase"] == "complete":  # a record that came whole (HoneyHive, Voker) joins or opens a session too
+            event = dict(event)
+            return self._join_session(event, states) + [event]
         if event.get("session_id"):
             return self._session_start(event["session_id"], event) + [event]
         return [event]

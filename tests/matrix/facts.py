@@ -1,0 +1,85 @@
+"""What each scenario must deliver, and which fields each dialect can carry at all.
+
+A cell asserts a field when the scenario has it, the ingress dialect can express it and
+the egress dialect can carry it; `LOSSES` lists the pairs where a field both sides know
+still has no counterpart on the way through, and why.
+"""
+FIELDS = ("id", "kind", "parent", "name", "model", "input", "output", "usage", "params", "error",
+          "feedback", "user_id", "user_props", "tags", "metadata", "session", "thread")
+INGRESS = ("llmonitor", "lunary", "honeyhive", "voker")
+EGRESS = ("lunary", "llmonitor", "honeyhive", "voker", "jsonl")
+SCENARIOS = ("llm_call", "agent", "error", "feedback", "thread")
+
+_LLM = {"kind": "llm", "name": "gpt-4o-mini", "model": "gpt-4o-mini"}
+FACTS = {
+    "llm_call": {"llm": {**_LLM, "input": [["system", "Be brief."], ["user", "Hello {tag}"]],
+                         "output": [["assistant", "Hi {tag}"]], "usage": [12, 3], "params": {"temperature": 0},
+                         "user_id": "user-{tag}", "user_props": {"plan": "pro"}, "tags": ["matrix"],
+                         "metadata": {"env": "test"}}},
+    "agent": {
+        "agent": {"kind": "agent", "name": "support-agent", "input": "Weather in Paris? {tag}",
+                  "output": "20 degrees {tag}", "user_id": "user-{tag}", "tags": ["matrix"], "metadata": {"env": "test"}},
+        "llm": {**_LLM, "parent": "agent", "input": [["user", "Weather in Paris? {tag}"]],
+                "output": [["assistant", "Calling get_weather"]], "usage": [20, 5]},
+        "tool": {"kind": "tool", "parent": "agent", "name": "get_weather", "input": {"city": "Paris"}, "output": {"temp": 20}},
+    },
+    "error": {"llm": {**_LLM, "input": [["user", "Fail {tag}"]], "error": "rate limited"}},
+    "feedback": {"llm": {**_LLM, "input": [["user", "Rate me {tag}"]], "output": [["assistant", "Rated {tag}"]],
+                         "usage": [4, 2], "feedback": {"thumb": "up"}}},
+    "thread": {
+        "llm": {**_LLM, "input": [["user", "Question one {tag}"]], "output": [["assistant", "Answer one {tag}"]],
+                "usage": [6, 4], "session": "thread"},
+        "llm2": {**_LLM, "input": [["user", "Question two {tag}"]], "output": [["assistant", "Answer two {tag}"]],
+                 "usage": [7, 4], "session": "thread"},
+    },
+}
+# Lunary's own form of a two-turn thread is chat messages, not LLM runs.
+THREAD_MESSAGES = [["user", "Question one {tag}"], ["assistant", "Answer one {tag}"],
+                   ["user", "Question two {tag}"], ["assistant", "Answer two {tag}"]]
+FACTS_BY_INGRESS = {"lunary": {"thread": {"thread": {"thread": THREAD_MESSAGES}}}}
+
+_ALL = frozenset(FIELDS)
+CAN_SEND = {
+    "llmonitor": _ALL - {"thread"},
+    "lunary": _ALL,
+    "honeyhive": _ALL - {"tags", "thread"},
+    "voker": frozenset({"kind", "name", "model", "input", "output", "usage", "params", "user_id", "user_props", "session"}),
+}
+CAN_CARRY = {
+    "llmonitor": _ALL,
+    "lunary": _ALL,
+    "honeyhive": _ALL,
+    "voker": frozenset({"kind", "name", "model", "input", "output", "usage", "params", "user_id", "session"}),
+    "jsonl": _ALL,
+}
+# scenarios a client of the dialect cannot produce at all: not generated
+NOT_EXPRESSIBLE = {"voker": {"agent": "no tool or agent runs", "error": "no error field", "feedback": "no feedback call"}}
+# kinds the ingress dialect has no word for, as they arrive
+KIND_AS_SENT = {"honeyhive": {"agent": "chain"}}
+# (ingress, egress) -> {field: what happens}
+_NO_THREAD_RUN = ("Lunary groups runs only under a thread run or chat messages; a Voker session names "
+                  "no run, so it is not sent (it stays in the JSONL archive)")
+LOSSES = {
+    ("llmonitor", "voker"): {"session": "a v0 conversation is a parent run and Voker has no parent link: "
+                                        "the calls arrive without a session"},
+    ("voker", "lunary"): {"session": _NO_THREAD_RUN},
+    ("voker", "llmonitor"): {"session": _NO_THREAD_RUN},
+}
+
+
+def facts(ingress: str, scenario: str) -> dict:
+    return FACTS_BY_INGRESS.get(ingress, {}).get(scenario, FACTS[scenario])
+
+
+def asserted(ingress: str, egress: str, role_facts: dict) -> dict:
+    """The facts of one run this pair must deliver."""
+    lost = LOSSES.get((ingress, egress), {})
+    out = {k: v for k, v in role_facts.items()
+           if k in CAN_SEND[ingress] and k in CAN_CARRY[egress] and k not in lost}
+    if "kind" in out:
+        out["kind"] = KIND_AS_SENT.get(ingress, {}).get(out["kind"], out["kind"])
+    return out
+
+
+def cells() -> list[tuple[str, str, str]]:
+    return [(i, e, s) for i in INGRESS for e in EGRESS for s in SCENARIOS if s not in NOT_EXPRESSIBLE.get(i, {})]
