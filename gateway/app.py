@@ -10,41 +10,31 @@ import logging
 import aiohttp
 from aiohttp import web
 
+from . import operations
+from .admin import FORWARDERS
 from .auth import Auth
 from .config import Config
 from .delivery.forwarder import Forwarder
-from .ingress import honeyhive, lunary, voker
+from .ingress import honeyhive, lunary, otlp, passthrough, voker
 from .ingress.state import STATE, State
 from .pipeline import Pipeline
 from .store import Store, open_store
 
 log = logging.getLogger("rosetta")
-FORWARDERS = web.AppKey("rosetta_forwarders", dict)
-INGRESS_MODULES = (lunary, honeyhive, voker)
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    store_ok = await state.store.ping()
-    body = {"status": "ok" if store_ok else "unavailable", "store": "ok" if store_ok else "unreachable",
-            "config": "loaded"}
-    return web.json_response(body, status=200 if store_ok else 503)
+INGRESS_MODULES = (lunary, honeyhive, voker, otlp)
 
 
 def build_app(config: Config, store: Store | None = None, forward: bool = True) -> web.Application:
     max_body = config.limits.max_body_bytes
-    app = web.Application(client_max_size=max_body + 1)
+    # the ingress inflates bodies itself, bounded by limits.max_decompressed_bytes;
+    # aiohttp's own decoding would apply max_body_bytes to the inflated size instead
+    app = web.Application(client_max_size=max_body + 1, handler_args={"auto_decompress": False})
     store = store or open_store(config.store)
     state = State(config=config, store=store, pipeline=Pipeline(config, store), auth=Auth(config))
     app[STATE] = state
     app[FORWARDERS] = {}
     for module in INGRESS_MODULES:
         app.add_routes(module.routes())
-    app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
 
     async def resources(app: web.Application):
         await store.start()
@@ -52,7 +42,8 @@ def build_app(config: Config, store: Store | None = None, forward: bool = True) 
         tasks = []
         if forward:
             for backend in config.backends:
-                forwarder = Forwarder(backend, store, session)
+                forwarder = Forwarder(backend, store, session, lease_ttl=config.delivery.lease_ttl,
+                                      reclaim_idle=config.delivery.reclaim_idle)
                 app[FORWARDERS][backend.name] = forwarder
                 tasks.append(asyncio.create_task(forwarder.run(), name=f"forward:{backend.name}"))
         yield
@@ -67,4 +58,7 @@ def build_app(config: Config, store: Store | None = None, forward: bool = True) 
         await store.close()
 
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(passthrough.session_ctx)
+    operations.install(app)
+    app.add_routes(passthrough.routes())
     return app

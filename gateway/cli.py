@@ -1,12 +1,17 @@
-"""The `rosetta` command: serve, check, dlq."""
+"""The `rosetta` command: serve, check, dlq, translate, tap, status."""
 import argparse
 import asyncio
+import gc
 import logging
+import multiprocessing
 import os
+import signal
 import sys
 from pathlib import Path
 
 from . import config as config_mod
+from . import logs
+from .tools import client, translate
 
 
 def _load(path: str | None) -> config_mod.Config:
@@ -16,25 +21,75 @@ def _load(path: str | None) -> config_mod.Config:
     return config_mod.default(events)
 
 
-def cmd_serve(args) -> int:
+def _tune_gc() -> None:
+    """Objects alive after start-up stay; fewer young collections on the request path."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+def _serve_one(cfg: config_mod.Config, host: str, port: int, reuse_port: bool) -> None:
     from aiohttp import web
 
     from .app import build_app
-    cfg = _load(args.config)
-    host = args.host or cfg.listen.host
-    port = args.port if args.port is not None else cfg.listen.port
-    logging.basicConfig(level=os.environ.get("ROSETTA_LOG_LEVEL", cfg.log_level).upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if not args.config:
-        print(f"rosetta: no config given; open access, in-memory store, events appended to "
-              f"{cfg.backends[0].path}", flush=True)
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
+    app = build_app(cfg)
+
+    async def tuned(app) -> None:
+        from . import enrich
+        enrich.count("warm")  # load the tokenizer now, not on the first request that needs it
+        _tune_gc()
+
+    app.on_startup.append(tuned)
+    debugging = logging.getLogger().isEnabledFor(logging.DEBUG)
+    # the access logger formats a line per request: a large share of a small request's cost
+    access_log = logging.getLogger("aiohttp.access") if debugging else None
+    web.run_app(app, host=host, port=port, print=None, shutdown_timeout=10, access_log=access_log,
+                reuse_port=reuse_port or None)
+
+
+def _serve_workers(count: int, serve) -> int:
+    """N processes, each with its own listening socket on the shared port (SO_REUSEPORT)."""
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=serve, name=f"rosetta-worker-{i}") for i in range(count)]
+    for worker in workers:
+        worker.start()
+
+    def stop(signum, frame):
+        for worker in workers:
+            if worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for worker in workers:
+        worker.join()
+    return max(abs(worker.exitcode or 0) for worker in workers)
+
+
+def cmd_serve(args) -> int:
+    cfg = _load(args.config)
+    host = args.host or cfg.listen.host
+    port = args.port if args.port is not None else cfg.listen.port
+    logs.configure(cfg)
+    if not args.config:
+        print(f"rosetta: no config given; open access, in-memory store, events appended to "
+              f"{cfg.backends[0].path}", flush=True)
+    if args.workers > 1:
+        if port == 0:
+            print("rosetta: --workers needs a fixed port (the workers share it)", file=sys.stderr)
+            return 2
+        if cfg.store == "memory":
+            print("rosetta: each worker keeps its own in-memory store (dedupe and queues are per "
+                  "worker); use a redis:// store to share them", flush=True)
+        print(f"rosetta: listening on http://{host}:{port} with {args.workers} workers", flush=True)
+        return _serve_workers(args.workers, lambda: _serve_one(cfg, host, port, True))
     print(f"rosetta: listening on http://{host}:{port}", flush=True)
-    web.run_app(build_app(cfg), host=host, port=port, print=None, shutdown_timeout=10)
+    _serve_one(cfg, host, port, False)
     return 0
 
 
@@ -83,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
     serve.set_defaults(func=cmd_serve)
     check = sub.add_parser("check", help="validate a config file")
     check.add_argument("config")
@@ -94,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     dlq.add_argument("--backend")
     dlq.add_argument("--limit", type=int, default=1000)
     dlq.set_defaults(func=lambda a: asyncio.run(_dlq(a)))
+    translate.add_parser(sub)
+    client.add_parsers(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

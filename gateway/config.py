@@ -149,6 +149,7 @@ class Config(Strict):
     backends: list[Backend] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
     log_level: str = "INFO"
+    admin_token: str | None = Field(None, description="bearer token for /_rosetta/* (unset: loopback callers only)")
     open_access: bool = Field(False, description="accept any credential as tenant 'default' (the no-config mode)")
 
     @field_validator("store")
@@ -251,4 +252,6 @@ def dump_public(config: Config) -> dict[str, Any]:
             backend["api_key"] = "***"
     for tenant in data["tenants"]:
         tenant["keys"] = "***"
+    if data.get("admin_token"):
+        data["admin_token"] = "***"
     return data

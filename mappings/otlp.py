@@ -15,7 +15,10 @@ from the same table row (``traceloop.association.properties.*`` copies of
 ``honeyhive.*``, ``gen_ai.system`` beside ``gen_ai.provider.name``, ``session.id``
 beside ``gen_ai.conversation.id``), the tracer's ``honeyhive_metadata.event_type`` /
 ``event_name`` copies, ``gen_ai.agent.name``/``gen_ai.tool.name`` where the run's name
-already ends with them (``invoke_agent {name}``), and a ``gen_ai.choice`` event's ``index``.
+already ends with them (``invoke_agent {name}``), a ``gen_ai.choice`` event's ``index``,
+and the tracer's ``honeyhive_outputs.result`` where it repeats the output message's content.
+A root span of a HoneyHive session gets the session as its parent, as HoneyHive's JSON
+records name it.
 """
 import hashlib
 from typing import Any, Callable, get_args
@@ -47,6 +50,8 @@ OPERATION_KINDS = {
 KIND_OPERATIONS = {"llm": "chat", "embed": "embeddings", "tool": "execute_tool", "agent": "invoke_agent"}
 MODEL_HINTS = ("gen_ai.request.model", "gen_ai.response.model", "gen_ai.provider.name", "gen_ai.system")
 CLIENT_KINDS = frozenset({"llm", "embed"})
+# a HoneyHive session is the root of its runs, as HoneyHive's own records say (parent_id)
+HONEYHIVE_SESSION = ("honeyhive.session_id", "traceloop.association.properties.session_id")
 NAME_COPIES = ("gen_ai.agent.name", "gen_ai.tool.name")  # consumed when the run's name already says them
 PARAM_NAMES = {"stop_sequences": "stop", "choice.count": "n"}  # gen_ai.request.<name> -> params key
 PARAM_ATTRIBUTES = {v: k for k, v in PARAM_NAMES.items()}
@@ -405,6 +410,23 @@ def _kind(reading: _Reading) -> tuple[str, str | None]:
     return "chain", None
 
 
+def _tracer_copies(key: str, record: dict, flat: dict) -> list[str]:
+    """The flattened keys of one group that the run's input or output holds. ``@trace``
+    records the function's arguments and return value (``result``) beside what
+    ``enrich_span`` set: beside a chat history the arguments stay attributes (kept in
+    metadata) and the input is the history; a result that repeats the content of an
+    output message is a copy."""
+    value = record[key]
+    if key == "inputs" and isinstance(value, dict) and messages.is_message_list(value.get("chat_history")):
+        record[key] = {"chat_history": value["chat_history"]}
+        return [rest for rest in flat if rest.split(".", 1)[0] == "chat_history"]
+    if key == "outputs" and isinstance(value, dict) and "result" in value:
+        message = {k: v for k, v in value.items() if k != "result"}
+        if messages.is_message(message) and message.get("content") == value["result"]:
+            record[key] = message
+    return list(flat)
+
+
 def _honeyhive(reading: _Reading, event: dict, event_type: str | None) -> None:
     """The tracer's flattened objects, mapped as the JSON HoneyHive records are."""
     record = {}
@@ -412,7 +434,7 @@ def _honeyhive(reading: _Reading, event: dict, event_type: str | None) -> None:
         flat = reading.prefixed(prefix)
         if flat:
             record[key] = _unflatten(flat, f"attributes.{prefix}")
-            reading.use_prefixed(prefix, flat)
+            reading.use_prefixed(prefix, _tracer_copies(key, record, flat))
     try:
         if "config" in record:
             config: dict = {}
@@ -491,6 +513,8 @@ def span_to_canonical(span: dict) -> dict:
             raise MappingError(field, exc.problem) from None
     event["timestamp"] = event["ended_at"] or event["started_at"]
     _read_table(reading, event)
+    if event["parent_run_id"] is None and event["session_id"] in map(reading.get, HONEYHIVE_SESSION):
+        event["parent_run_id"] = event["session_id"]
     event["name"] = event["name"] or span["name"]
     for key in NAME_COPIES:
         named = reading.get(key)

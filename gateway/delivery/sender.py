@@ -11,7 +11,7 @@ import sys
 import aiohttp
 import orjson
 
-from mappings.egress import OK, REJECT, RETRY, Outcome, Request, by_status
+from mappings.egress import OK, RETRY, Outcome, Request, by_status
 
 from ..config import Backend
 from ..store import Store
@@ -90,10 +90,8 @@ class HttpSender:
         body = _json(raw)
         if request.read is None:
             outcomes = [Outcome(OK)] * count
-        elif body is _INVALID and raw.strip():
-            outcomes = [Outcome(REJECT, f"HTTP {status} with a body that is not JSON: {text[:200]}")] * count
         else:
-            outcomes = request.read(None if body is _INVALID else body)
+            outcomes = request.read(raw if body is _INVALID else body)
         answer = Answer(outcomes, retry_after, status, text)
         answer.body = body
         return answer

@@ -28,6 +28,7 @@ class HttpError(Exception):
     status: int
     message: str
     headers: dict | None = None
+    body: Any = None  # the answer, where the dialect's shape for this error is not its usual one
 
 
 def json_response(status: int, body: Any, headers: dict | None = None) -> web.Response:
@@ -81,7 +82,8 @@ def handler(error_body: Callable[[str], Any], invalid_status: int = 400, backpre
             try:
                 return await fn(request)
             except HttpError as exc:
-                return json_response(exc.status, error_body(exc.message), exc.headers)
+                body = error_body(exc.message) if exc.body is None else exc.body
+                return json_response(exc.status, body, exc.headers)
             except MappingError as exc:
                 return json_response(invalid_status, error_body(str(exc)))
             except Backpressure as exc:
@@ -107,9 +109,13 @@ async def _rate_limit(request: web.Request, tenant, events: int) -> None:
 
 async def submit(request: web.Request, tenant, parsed: Parsed) -> list[str | None]:
     """Queue the parsed events; per item, None when accepted (new or duplicate) or its error."""
-    await _rate_limit(request, tenant, len(parsed.events))
-    await request.app[STATE].pipeline.submit(tenant, parsed.events)
-    return [str(i) if isinstance(i, MappingError) else None for i in parsed.items]
+    errors = [str(i) if isinstance(i, MappingError) else None for i in parsed.items]
+    events = parsed.events
+    request["rosetta_submit"] = {"tenant": tenant.name, "dialect": events[0]["source"] if events else None,
+                                 "events": len(errors), "rejected": sum(e is not None for e in errors)}
+    await _rate_limit(request, tenant, len(events))
+    await request.app[STATE].pipeline.submit(tenant, events)
+    return errors
 
 
 def require_all(parsed: Parsed) -> None:

@@ -20,7 +20,7 @@ def _error(message: str) -> dict:
 async def _tenant(request: web.Request):
     tenant = request.app[STATE].auth.tenant("voker", bearer(request.headers.get("Authorization")))
     if tenant is None:
-        raise HttpError(401, "Invalid API key")
+        raise HttpError(401, "Invalid API key", body={"detail": "Invalid API key"})
     return tenant
 
 
@@ -54,6 +54,8 @@ async def event(request: web.Request) -> web.Response:
     tenant = await _tenant(request)
     store = request.app[STATE].store
     payload = await read_json(request)
+    if isinstance(payload, dict) and payload.get("session") == "":
+        return json_response(422, voker.SESSION_EMPTY)
     parsed = voker.parse_event(payload)
     if await store.entity_get("voker-fingerprint", f"{tenant.name}:{payload['fingerprint_id']}") is None:
         return _not_found("fingerprint")
@@ -99,14 +101,15 @@ async def person(request: web.Request) -> web.Response:
     return await _put_person(request, tenant, person_id, payload["properties"])
 
 
-async def _numbered(request, kind: str, key: str, body: dict) -> dict:
+async def _numbered(request, kind: str, key: str, scope: str, body: dict) -> dict:
+    """The entity at ``key``, or a new one numbered after the others in ``scope``."""
     store = request.app[STATE].store
     existing = await store.entity_get(kind, key)
     if existing is not None:
         existing["description"] = body.get("description", existing.get("description"))
         await store.entity_put(kind, key, existing)
         return existing
-    number = await store.hit(f"{kind}-number:{key.rsplit(':', 1)[0]}", 1, 10**9)
+    number = await store.hit(f"{kind}-number:{scope}", 1, 10**9)
     return {**body, "created_at": times.now_iso(), "deprecated_at": None, "number": number}
 
 
@@ -116,7 +119,8 @@ async def create_agent(request: web.Request) -> web.Response:
     payload = await read_json(request)
     name = _field(payload, "agent_name")
     key = f"{tenant.name}:{name}"
-    agent = await _numbered(request, "voker-agent", key, {"agent_name": name, "description": payload.get("description")})
+    agent = await _numbered(request, "voker-agent", key, tenant.name,
+                            {"agent_name": name, "description": payload.get("description")})
     agent["agent_number"] = agent.pop("number", agent.get("agent_number"))
     await request.app[STATE].store.entity_put("voker-agent", key, agent)
     return json_response(200, agent)
@@ -139,7 +143,8 @@ async def create_version(request: web.Request) -> web.Response:
     payload = await read_json(request)
     name = _field(payload, "agent_version_name")
     key = f"{tenant.name}:{agent_name}/{name}"
-    version = await _numbered(request, "voker-version", key, {"agent_version_name": name, "description": payload.get("description")})
+    version = await _numbered(request, "voker-version", key, f"{tenant.name}:{agent_name}",
+                              {"agent_version_name": name, "description": payload.get("description")})
     version["agent_version_number"] = version.pop("number", version.get("agent_version_number"))
     await store.entity_put("voker-version", key, version)
     return json_response(200, version)

@@ -57,6 +57,20 @@ end
 return 0
 """
 
+# KEYS: stream, depth; ARGV: group, then (entry id, event count) pairs. Only entries
+# still pending count, so an entry acknowledged twice (a re-claim race) is counted once.
+_ACK = """
+local done = 0
+for i = 2, #ARGV, 2 do
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    done = done + tonumber(ARGV[i + 1])
+  end
+end
+if done > 0 then redis.call('DECRBY', KEYS[2], done) end
+return done
+"""
+
 
 def _entry(entry_id, fields) -> Entry:
     return Entry(entry_id.decode() if isinstance(entry_id, bytes) else entry_id, orjson.loads(fields[b"e"]))
@@ -68,6 +82,7 @@ class RedisStore(Store):
         self.redis = redis.Redis.from_url(url, decode_responses=False, health_check_interval=10)
         self._accept = self.redis.register_script(_ACCEPT)
         self._lease = self.redis.register_script(_LEASE)
+        self._ack = self.redis.register_script(_ACK)
         self._groups: set[str] = set()
 
     async def close(self):
@@ -107,10 +122,20 @@ class RedisStore(Store):
         self._groups.add(backend)
 
     async def read(self, backend, consumer, count, block, reclaim_idle):
+        try:
+            return await self._read(backend, consumer, count, block, reclaim_idle)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._groups.discard(backend)  # Redis lost the group (restarted without persistence)
+            return await self._read(backend, consumer, count, block, reclaim_idle)
+
+    async def _read(self, backend, consumer, count, block, reclaim_idle):
         await self._ensure_group(backend)
         stream = keys.queue(backend)
-        _, claimed, _ = await self.redis.xautoclaim(stream, keys.GROUP, consumer, int(reclaim_idle * 1000),
-                                                      start_id="0-0", count=count)
+        # Redis 6.2 answers [next, entries]; 7+ adds the ids of deleted entries
+        claimed = (await self.redis.xautoclaim(stream, keys.GROUP, consumer, int(reclaim_idle * 1000),
+                                               start_id="0-0", count=count))[1]
         out = [_entry(i, f) for i, f in claimed if f]
         for entry in out:
             entry.attempts = 1
@@ -125,13 +150,10 @@ class RedisStore(Store):
     async def ack(self, backend, entries):
         if not entries:
             return
-        ids = [e.id for e in entries]
-        stream = keys.queue(backend)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(stream, keys.GROUP, *ids)
-            pipe.xdel(stream, *ids)
-            pipe.decrby(keys.depth(backend), sum(len(e.events) for e in entries))
-            await pipe.execute()
+        args: list = [keys.GROUP]
+        for entry in entries:
+            args.extend((entry.id, len(entry.events)))
+        await self._ack(keys=[keys.queue(backend), keys.depth(backend)], args=args)
 
     async def depth(self, backend):
         return int(await self.redis.get(keys.depth(backend)) or 0)

@@ -1,0 +1,1 @@
+"""Operator tools behind `rosetta translate|tap|status`."""

@@ -1,0 +1,1 @@
+"""The performance benchmark: ``python -m tests.perf.bench`` (``--quick`` for a smoke run)."""

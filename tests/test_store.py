@@ -1,0 +1,207 @@
+"""The store contract, run against both implementations: the in-process MemoryStore and
+the RedisStore on a real redis-server. Delivery guarantees rest on these semantics
+(atomic claim-and-queue, ack-after-delivery, re-claim of a dead holder's entries), so
+the two must behave the same."""
+import asyncio
+import time
+
+import pytest
+
+from gateway.store import Backpressure
+from gateway.store.redis_store import RedisStore
+
+BACKEND = "b"
+FOREVER = 3600.0
+
+
+def ev(n: int) -> dict:
+    return {"id": f"e{n}", "phase": "start", "n": n}
+
+
+async def accept(store, *numbers, ttl=60, bound=None, backends=(BACKEND,)) -> list[bool]:
+    bounds = {b: bound for b in backends} if bound is not None else {}
+    return await store.accept([f"c{n}" for n in numbers], [ev(n) for n in numbers],
+                              [list(backends) for _ in numbers], bounds, ttl)
+
+
+async def drain(store, consumer="A", reclaim_idle=FOREVER) -> list:
+    return await store.read(BACKEND, consumer, 100, 0.05, reclaim_idle)
+
+
+def events_of(entries) -> list[int]:
+    return [e["n"] for entry in entries for e in entry.events]
+
+
+async def eventually(check, timeout=5.0):
+    """Poll an async check until it returns a truthy value; time-based store features
+    (TTL, idle, windows) are waited for, never slept for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+    return result
+
+
+async def test_accept_tells_new_from_duplicate_and_queues_only_new(store):
+    assert await accept(store, 1, 2) == [True, True]
+    assert await accept(store, 2, 3, 1) == [False, True, False]
+    assert await store.depth(BACKEND) == 3
+    assert events_of(await drain(store)) == [1, 2, 3]
+
+
+async def test_one_event_routed_to_several_backends_is_queued_to_each(store):
+    assert await accept(store, 1, backends=("x", "y")) == [True]
+    for name in ("x", "y"):
+        assert [e["n"] for entry in await store.read(name, "A", 10, 0.05, FOREVER) for e in entry.events] == [1]
+
+
+async def test_claims_expire_after_the_ttl(store):
+    assert await accept(store, 1, ttl=1) == [True]
+    assert await accept(store, 1, ttl=1) == [False]
+
+    async def new_again():
+        return await accept(store, 1, ttl=1) == [True]
+
+    await eventually(new_again)
+    assert await store.depth(BACKEND) == 2
+
+
+async def test_backpressure_raises_and_claims_nothing(store):
+    assert await accept(store, 1, 2, bound=3) == [True, True]
+    with pytest.raises(Backpressure) as raised:
+        await accept(store, 3, 4, bound=3)
+    assert raised.value.backend == BACKEND
+    assert await store.depth(BACKEND) == 2
+    await store.ack(BACKEND, await drain(store))
+    assert await accept(store, 3, 4, bound=3) == [True, True], "the refused events were not claimed"
+
+
+async def test_read_then_ack_empties_the_queue(store):
+    await accept(store, 1, 2)
+    await accept(store, 3)
+    entries = await drain(store)
+    assert events_of(entries) == [1, 2, 3]
+    assert await store.oldest_age(BACKEND) >= 0
+    assert await store.depth(BACKEND) == 3, "read but unacknowledged entries still count"
+    await store.ack(BACKEND, entries)
+    assert await store.depth(BACKEND) == 0
+    assert await store.oldest_age(BACKEND) == 0
+    assert await drain(store, reclaim_idle=0.0) == []
+
+
+async def test_read_waits_for_new_entries(store):
+    reader = asyncio.create_task(store.read(BACKEND, "A", 10, 5.0, FOREVER))
+    await asyncio.sleep(0.05)
+    await accept(store, 1)
+    assert events_of(await asyncio.wait_for(reader, 5)) == [1]
+
+
+async def test_unacknowledged_entries_are_reclaimed_by_another_consumer_after_idle(store):
+    await accept(store, 1, 2)
+    taken = await drain(store, "A")
+    assert events_of(taken) == [1, 2]
+    assert await drain(store, "B") == [], "not idle long enough yet"
+    reclaimed = await eventually(lambda: drain(store, "B", reclaim_idle=0.1))
+    assert events_of(reclaimed) == [1, 2]
+    assert all(entry.attempts >= 1 for entry in reclaimed)
+    await store.ack(BACKEND, reclaimed)
+    await store.ack(BACKEND, taken)
+    assert await store.depth(BACKEND) == 0, "an entry acknowledged by both consumers counts once"
+    assert await drain(store, "C", reclaim_idle=0.0) == []
+
+
+async def test_dead_letters_list_replay_and_drop(store):
+    for n in (1, 2, 3):
+        await store.dead_letter(BACKEND, ev(n), f"reason {n}", "HTTP 400: no", attempts=n)
+    letters = await store.dead_letters(BACKEND)
+    assert [(d.event["n"], d.reason, d.answer, d.attempts) for d in letters] == [
+        (1, "reason 1", "HTTP 400: no", 1), (2, "reason 2", "HTTP 400: no", 2), (3, "reason 3", "HTTP 400: no", 3)]
+    assert await store.dead_count(BACKEND) == 3
+    assert await store.drop_dead(BACKEND, [letters[0].id, "0-1"]) == 1
+    assert await store.replay_dead(BACKEND, [letters[1].id]) == 1
+    assert [d.event["n"] for d in await store.dead_letters(BACKEND)] == [3]
+    assert await store.depth(BACKEND) == 1
+    assert await store.replay_dead(BACKEND, None) == 1
+    assert await store.dead_count(BACKEND) == 0
+    assert events_of(await drain(store)) == [2, 3]
+    assert await store.drop_dead(BACKEND, None) == 0
+
+
+async def test_run_state_and_deadlines(store):
+    await store.runs_put(BACKEND, {"r1": {"v": 1}, "r2": {"v": 2}}, deadline=100.0)
+    await store.runs_put(BACKEND, {"r1": {"v": 10}}, deadline=500.0)
+    assert await store.runs_get(BACKEND, ["r1", "r2", "missing"]) == {"r1": {"v": 10}, "r2": {"v": 2}}
+    assert await store.runs_get(BACKEND, []) == {}
+    assert await store.runs_due(BACKEND, 50.0, 10) == []
+    assert sorted(await store.runs_due(BACKEND, 200.0, 10)) == ["r1", "r2"], "an update keeps the first deadline"
+    assert len(await store.runs_due(BACKEND, 200.0, 1)) == 1
+    await store.runs_delete(BACKEND, ["r1"])
+    assert await store.runs_get(BACKEND, ["r1", "r2"]) == {"r2": {"v": 2}}
+    assert await store.runs_due(BACKEND, 200.0, 10) == ["r2"]
+
+
+async def test_entities(store):
+    assert await store.entity_get("person", "t:p1") is None
+    await store.entity_put("person", "t:p1", {"name": "Ada"})
+    await store.entity_put("person", "t:p1", {"name": "Ada L."})
+    assert await store.entity_get("person", "t:p1") == {"name": "Ada L."}
+    assert await store.entity_get("agent", "t:p1") is None
+
+
+async def test_lease_is_exclusive_until_released_or_expired(store):
+    assert await store.lease(BACKEND, "A", FOREVER)
+    assert not await store.lease(BACKEND, "B", FOREVER)
+    assert await store.lease(BACKEND, "A", FOREVER), "the holder renews"
+    await store.release(BACKEND, "B")
+    assert not await store.lease(BACKEND, "B", FOREVER), "only the holder releases"
+    await store.release(BACKEND, "A")
+    assert await store.lease(BACKEND, "B", 0.2)
+    assert not await store.lease(BACKEND, "A", 0.2)
+    await eventually(lambda: store.lease(BACKEND, "A", FOREVER))
+    assert not await store.lease(BACKEND, "B", FOREVER)
+
+
+async def test_hit_counts_per_window(store):
+    assert await store.hit("t", 2, 60) == 2
+    assert await store.hit("t", 3, 60) == 5
+    assert await store.hit("u", 1, 60) == 1
+
+    async def new_window():
+        return await store.hit("v", 1, 0.3) == 1
+
+    assert await store.hit("v", 1, 0.3) >= 1
+    await eventually(new_window)
+
+
+# Redis only: what survives the server itself going away ---------------------------
+
+
+async def test_queued_and_pending_entries_survive_a_redis_crash_with_appendonly(start_redis):
+    server = start_redis(appendonly=True)
+    before = RedisStore(server.url)
+    await before.dead_letter(BACKEND, ev(9), "refused", "", 1)
+    assert await accept(before, 1, 2) == [True, True]
+    assert events_of(await drain(before, "A")) == [1, 2]
+    assert await accept(before, 3) == [True]
+    await before.close()
+    server.kill()
+    server.start()
+    after = RedisStore(server.url)
+    try:
+        assert await accept(after, 1, 3) == [False, False], "claims survived"
+        assert events_of(await drain(after, "B", reclaim_idle=0.0)) == [1, 2, 3], "re-claimed, then new"
+        assert await after.dead_count(BACKEND) == 1
+    finally:
+        await after.close()
+
+
+async def test_reading_recovers_when_redis_lost_the_consumer_group(redis_server, redis_url):
+    store = RedisStore(redis_url)
+    try:
+        await accept(store, 1)
+        await store.ack(BACKEND, await drain(store))
+        redis_server.flushall()
+        await accept(store, 2)
+        assert events_of(await drain(store)) == [2]
+    finally:
+        await store.close()
