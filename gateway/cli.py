@@ -94,10 +94,11 @@ def cmd_serve(args) -> int:
 
 
 def cmd_check(args) -> int:
-    try:
-        cfg = config_mod.load(args.config)
-    except config_mod.ConfigError as exc:
-        print(f"{args.config}: {exc}", file=sys.stderr)
+    from . import check
+    cfg, findings = check.run(args.config, args.timeout)
+    for finding in findings:
+        print(f"{args.config}: {finding.level}: {finding.message}", file=sys.stderr)
+    if cfg is None or any(f.level == "error" for f in findings):
         return 1
     print(f"{args.config}: ok ({len(cfg.tenants)} tenants, {len(cfg.backends)} backends, store {cfg.store.split('@')[-1]})")
     return 0
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=cmd_serve)
     check = sub.add_parser("check", help="validate a config file")
     check.add_argument("config")
+    check.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each backend to accept a connection")
     check.set_defaults(func=cmd_check)
     dlq = sub.add_parser("dlq", help="inspect and replay dead letters")
     dlq.add_argument("action", choices=["list", "show", "replay", "drop"])

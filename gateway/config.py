@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,6 +19,14 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 class ConfigError(Exception):
     """A config that cannot run; the message names the key (and line, where known)."""
+
+
+class Located(ValueError):
+    """A cross-field error that knows which key it is about, so its message can name the line."""
+
+    def __init__(self, message: str, loc: tuple):
+        super().__init__(message)
+        self.loc = loc
 
 
 class Strict(BaseModel):
@@ -70,6 +79,15 @@ class Backend(Strict):
     run_timeout: float = Field(300.0, gt=0, description="seconds before an unfinished run is flushed as incomplete")
     retry: Retry = Field(default_factory=Retry)
     redact: Redaction | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value):
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _target(self):
@@ -162,19 +180,23 @@ class Config(Strict):
     @model_validator(mode="after")
     def _references(self):
         names = [b.name for b in self.backends]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ValueError(f"duplicate backend names: {', '.join(sorted(dupes))}")
-        for tenant in self.tenants:
-            for ref in tenant.backends + [r.backend for r in tenant.routes]:
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise Located(f"backend name {name!r} is used twice", ("backends", index, "name"))
+        for index, tenant in enumerate(self.tenants):
+            refs = [(("backends", i), ref) for i, ref in enumerate(tenant.backends)]
+            refs += [(("routes", i, "backend"), r.backend) for i, r in enumerate(tenant.routes)]
+            for where, ref in refs:
                 if ref not in names:
-                    raise ValueError(f"tenant {tenant.name!r} names unknown backend {ref!r}")
-        seen: dict[tuple, str] = {}
-        for tenant in self.tenants:
-            for cred in tenant.credentials():
-                if cred in seen and seen[cred] != tenant.name:
-                    raise ValueError(f"key {cred[1][:4]}… is given to tenants {seen[cred]!r} and {tenant.name!r}")
-                seen[cred] = tenant.name
+                    raise Located(f"tenant {tenant.name!r} names unknown backend {ref!r}", ("tenants", index, *where))
+        seen: dict[str, list[tuple[str | None, str]]] = {}  # key -> (dialect or None for all, tenant)
+        for index, tenant in enumerate(self.tenants):
+            for dialect, key in tenant.credentials():
+                for other_dialect, other in seen.get(key, ()):
+                    if other != tenant.name and (None in (dialect, other_dialect) or dialect == other_dialect):
+                        where = ("tenants", index, "keys") + ((dialect,) if dialect else ())
+                        raise Located(f"key {key[:4]}… is given to tenants {other!r} and {tenant.name!r}", where)
+                seen.setdefault(key, []).append((dialect, tenant.name))
         return self
 
     def backend(self, name: str) -> Backend:
@@ -191,17 +213,42 @@ def interpolate(text: str, env: dict[str, str] | None = None) -> str:
             return env[name]
         if default is not None:
             return default
-        missing.append(name)
+        missing.append((text.count("\n", 0, match.start()) + 1, name))
         return ""
 
     out = _ENV.sub(sub, text)
     if missing:
-        raise ConfigError(f"environment variable(s) not set: {', '.join(sorted(set(missing)))}")
+        raise ConfigError("environment variable(s) not set: " + ", ".join(
+            f"{name} (line {line})" for line, name in sorted(set(missing))))
     return out
 
 
+def line_at(text: str, loc: tuple) -> int | None:
+    """The line of the deepest key or item of the YAML document that ``loc`` reaches."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if k.value == part), None)
+            if pair is None:
+                break
+            line, node = pair[0].start_mark.line + 1, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
 def _line_of(text: str, loc: tuple) -> str:
-    """Best effort: the line of the last named key of a pydantic error location."""
+    """The line of a pydantic error location: from the YAML nodes, else the last named key."""
+    line = line_at(text, loc) if loc else None
+    if line is not None:
+        return f" (line {line})"
     keys = [k for k in loc if isinstance(k, str)]
     if not keys:
         return ""
@@ -211,8 +258,9 @@ def _line_of(text: str, loc: tuple) -> str:
 
 
 def parse(text: str, env: dict[str, str] | None = None) -> Config:
+    source = interpolate(text, env)
     try:
-        data = yaml.safe_load(interpolate(text, env)) or {}
+        data = yaml.safe_load(source) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -222,8 +270,10 @@ def parse(text: str, env: dict[str, str] | None = None) -> Config:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            lines.append(f"{where}: {err['msg']}{_line_of(text, err['loc'])}")
+            error = (err.get("ctx") or {}).get("error")
+            loc = error.loc if isinstance(error, Located) else err["loc"]
+            where = ".".join(str(p) for p in loc) or "(top level)"
+            lines.append(f"{where}: {err['msg']}{_line_of(source, loc)}")
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines)) from None
 
 

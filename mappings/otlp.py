@@ -17,8 +17,6 @@ beside ``gen_ai.conversation.id``), the tracer's ``honeyhive_metadata.event_type
 ``event_name`` copies, ``gen_ai.agent.name``/``gen_ai.tool.name`` where the run's name
 already ends with them (``invoke_agent {name}``), a ``gen_ai.choice`` event's ``index``,
 and the tracer's ``honeyhive_outputs.result`` where it repeats the output message's content.
-A root span of a HoneyHive session gets the session as its parent, as HoneyHive's JSON
-records name it.
 """
 import hashlib
 from typing import Any, Callable, get_args
@@ -50,8 +48,6 @@ OPERATION_KINDS = {
 KIND_OPERATIONS = {"llm": "chat", "embed": "embeddings", "tool": "execute_tool", "agent": "invoke_agent"}
 MODEL_HINTS = ("gen_ai.request.model", "gen_ai.response.model", "gen_ai.provider.name", "gen_ai.system")
 CLIENT_KINDS = frozenset({"llm", "embed"})
-# a HoneyHive session is the root of its runs, as HoneyHive's own records say (parent_id)
-HONEYHIVE_SESSION = ("honeyhive.session_id", "traceloop.association.properties.session_id")
 NAME_COPIES = ("gen_ai.agent.name", "gen_ai.tool.name")  # consumed when the run's name already says them
 PARAM_NAMES = {"stop_sequences": "stop", "choice.count": "n"}  # gen_ai.request.<name> -> params key
 PARAM_ATTRIBUTES = {v: k for k, v in PARAM_NAMES.items()}
@@ -513,8 +509,6 @@ def span_to_canonical(span: dict) -> dict:
             raise MappingError(field, exc.problem) from None
     event["timestamp"] = event["ended_at"] or event["started_at"]
     _read_table(reading, event)
-    if event["parent_run_id"] is None and event["session_id"] in map(reading.get, HONEYHIVE_SESSION):
-        event["parent_run_id"] = event["session_id"]
     event["name"] = event["name"] or span["name"]
     for key in NAME_COPIES:
         named = reading.get(key)

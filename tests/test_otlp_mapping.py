@@ -135,11 +135,11 @@ def test_honeyhive_tracer_reference_payload() -> None:
     assert (llm["parent_run_id"], chain["parent_run_id"]) == (chain["run_id"], None)
     assert (llm["name"], chain["name"]) == ("openai.chat", "__main__.pipeline")
     assert (llm["model"], llm["provider"], llm["params"]) == ("gpt-4o-mini", "openai", {"temperature": 0.2})
-    assert llm["input"] == {"prompt": "Hello", "chat_history": [{"role": "user", "content": "Hello"}]}
-    assert llm["output"] == {"role": "assistant", "content": "Hi!", "result": "Hi!"}
+    assert llm["input"] == [{"role": "user", "content": "Hello"}], "the chat history, not the traced arguments"
+    assert llm["output"] == {"role": "assistant", "content": "Hi!"}, "the returned result repeats the content"
     assert (llm["metrics"], llm["feedback"]) == ({"latency_ms": 12}, {"rating": 5})
     assert (llm["user_id"], llm["user_props"]) == ("u1", {"user_id": "u1"})
-    assert llm["metadata"] == {"k": "v"} and chain["metadata"] == {}
+    assert llm["metadata"] == {"honeyhive_inputs.prompt": "Hello", "k": "v"} and chain["metadata"] == {}
     assert (chain["input"], chain["output"]) == ({"q": "Hello"}, {"result": "Hi!"})
     assert llm["extra"]["project"] == "demo-project" and llm["extra"]["source"] == "dev"
     assert llm["extra"]["trace_id"] == chain["extra"]["trace_id"] == "8ad9b74a673d8446df533475295f218c"
