@@ -61,6 +61,10 @@ class Forwarder:
         self.assembler = (Assembler(store, self.name, backend.run_timeout, sessions=backend.dialect == "honeyhive")
                           if backend.dialect in RECORD_DIALECTS else None)
         self._next_sweep = 0.0
+        self._next_reclaim = 0.0
+        # estimated usage matters only where it is kept: the archive and record backends
+        # (Lunary and LLMonitor count tokens server-side, and are sent reported usage only)
+        self.estimates = backend.dialect == "jsonl" or backend.dialect in RECORD_DIALECTS
         rules = backend.redact
         self.redactor = Redactor(rules.builtin, rules.patterns, rules.fields, rules.mode) if rules else None
 
@@ -71,7 +75,7 @@ class Forwarder:
                     await self._sleep(self.lease_ttl / 3)
                     continue
                 await self._sweep()
-                entries = await self.store.read(self.name, self.owner, self.read_count, 0.5, self.reclaim_idle)
+                entries = await self.store.read(self.name, self.owner, self.read_count, 0.5, self._reclaim())
                 if entries:
                     await self._holding_lease(self.process(entries))
             except asyncio.CancelledError:
@@ -102,6 +106,14 @@ class Forwarder:
         if not task.cancelled():
             task.result()
 
+    def _reclaim(self) -> float | None:
+        """Look for entries a crashed holder left pending only now and then, not on every read."""
+        now = time.monotonic()
+        if now < self._next_reclaim:
+            return None
+        self._next_reclaim = now + self.reclaim_idle / 2
+        return self.reclaim_idle
+
     async def _sleep(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self.stopping.wait(), seconds)
@@ -120,11 +132,12 @@ class Forwarder:
 
     async def process(self, entries: list[Entry]) -> None:
         events = [event for entry in entries for event in entry.events]
-        events = [enrich.with_usage(e) for e in events]
         if self.redactor is not None:
             events = [self.redactor.event(e) for e in events]
         if self.assembler is not None:
             events = await self.assembler.feed(events)
+        if self.estimates:
+            events = [enrich.with_usage(e) for e in events]
         await self._deliver_all(events)
         if self.assembler is not None:
             await self.assembler.commit()

@@ -53,7 +53,9 @@ class Store:
         raise NotImplementedError
 
     # delivery
-    async def read(self, backend: str, consumer: str, count: int, block: float, reclaim_idle: float) -> list[Entry]:
+    async def read(self, backend: str, consumer: str, count: int, block: float,
+                   reclaim_idle: float | None) -> list[Entry]:
+        """New entries, after re-claiming entries pending longer than ``reclaim_idle`` (None: skip that)."""
         raise NotImplementedError
 
     async def ack(self, backend: str, entries: list[Entry]) -> None:

@@ -134,8 +134,8 @@ class RedisStore(Store):
         await self._ensure_group(backend)
         stream = keys.queue(backend)
         # Redis 6.2 answers [next, entries]; 7+ adds the ids of deleted entries
-        claimed = (await self.redis.xautoclaim(stream, keys.GROUP, consumer, int(reclaim_idle * 1000),
-                                               start_id="0-0", count=count))[1]
+        claimed = [] if reclaim_idle is None else (await self.redis.xautoclaim(
+            stream, keys.GROUP, consumer, int(reclaim_idle * 1000), start_id="0-0", count=count))[1]
         out = [_entry(i, f) for i, f in claimed if f]
         for entry in out:
             entry.attempts = 1
