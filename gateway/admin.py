@@ -133,6 +133,7 @@ async def tap(request: web.Request) -> web.StreamResponse:
 
 
 FORWARDERS = web.AppKey("rosetta_forwarders", dict)
+DELIVERY_LISTENERS = web.AppKey("rosetta_delivery_listeners", list)  # shared by every forwarder
 TAP_HUB = web.AppKey("rosetta_tap_hub", TapHub)
 
 

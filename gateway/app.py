@@ -1,7 +1,8 @@
 """The aiohttp application: ingress routes, the store, and one forwarder per backend.
 
 Resources are opened and closed with `cleanup_ctx`; one ClientSession serves every
-forwarder. On shutdown ingress stops first (aiohttp finishes in-flight requests),
+forwarder. Forwarders start and stop one by one (`start_forwarder`, `stop_forwarder`),
+so a config reload can change some without touching the others. On shutdown ingress stops first (aiohttp finishes in-flight requests),
 then forwarders stop, leaving undelivered entries in the queues.
 """
 import asyncio
@@ -11,9 +12,9 @@ import aiohttp
 from aiohttp import web
 
 from . import operations
-from .admin import FORWARDERS
+from .admin import DELIVERY_LISTENERS, FORWARDERS
 from .auth import Auth
-from .config import Config
+from .config import Backend, Config
 from .delivery.forwarder import Forwarder
 from .ingress import honeyhive, lunary, otlp, passthrough, voker
 from .ingress.state import STATE, State
@@ -22,6 +23,9 @@ from .store import Store, open_store
 
 log = logging.getLogger("rosetta")
 INGRESS_MODULES = (lunary, honeyhive, voker, otlp)
+FORWARDER_TASKS = web.AppKey("rosetta_forwarder_tasks", dict)  # backend name -> the forwarder's task
+FORWARDING = web.AppKey("rosetta_forwarding", bool)  # build_app(forward=...): reloads start forwarders too
+DELIVERY_SESSION = web.AppKey("rosetta_delivery_session", aiohttp.ClientSession)
 
 
 def build_app(config: Config, store: Store | None = None, forward: bool = True) -> web.Application:
@@ -33,28 +37,21 @@ def build_app(config: Config, store: Store | None = None, forward: bool = True) 
     state = State(config=config, store=store, pipeline=Pipeline(config, store), auth=Auth(config))
     app[STATE] = state
     app[FORWARDERS] = {}
+    app[FORWARDER_TASKS] = {}
+    app[DELIVERY_LISTENERS] = []
+    app[FORWARDING] = forward
     for module in INGRESS_MODULES:
         app.add_routes(module.routes())
 
     async def resources(app: web.Application):
         await store.start()
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
-        tasks = []
+        app[DELIVERY_SESSION] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
         if forward:
             for backend in config.backends:
-                forwarder = Forwarder(backend, store, session, lease_ttl=config.delivery.lease_ttl,
-                                      reclaim_idle=config.delivery.reclaim_idle)
-                app[FORWARDERS][backend.name] = forwarder
-                tasks.append(asyncio.create_task(forwarder.run(), name=f"forward:{backend.name}"))
+                start_forwarder(app, backend)
         yield
-        for forwarder in app[FORWARDERS].values():
-            await forwarder.stop()
-        if tasks:
-            done, still = await asyncio.wait(tasks, timeout=10)
-            for task in still:
-                task.cancel()
-            await asyncio.gather(*still, return_exceptions=True)
-        await session.close()
+        await asyncio.gather(*(stop_forwarder(app, name) for name in list(app[FORWARDERS])))
+        await app[DELIVERY_SESSION].close()
         await store.close()
 
     app.cleanup_ctx.append(resources)
@@ -62,3 +59,26 @@ def build_app(config: Config, store: Store | None = None, forward: bool = True) 
     operations.install(app)
     app.add_routes(passthrough.routes())
     return app
+
+
+def start_forwarder(app: web.Application, backend: Backend) -> Forwarder:
+    """Start delivering a backend's queue (at start-up, or when a reload adds or changes it)."""
+    state = app[STATE]
+    delivery = state.config.delivery
+    forwarder = Forwarder(backend, state.store, app[DELIVERY_SESSION], lease_ttl=delivery.lease_ttl,
+                          reclaim_idle=delivery.reclaim_idle)
+    forwarder.listeners = app[DELIVERY_LISTENERS]
+    app[FORWARDERS][backend.name] = forwarder
+    app[FORWARDER_TASKS][backend.name] = asyncio.create_task(forwarder.run(), name=f"forward:{backend.name}")
+    return forwarder
+
+
+async def stop_forwarder(app: web.Application, name: str, timeout: float = 10.0) -> None:
+    """Stop a backend's forwarder; what it has not acknowledged stays queued in the store."""
+    forwarder = app[FORWARDERS].pop(name)
+    task = app[FORWARDER_TASKS].pop(name)
+    await forwarder.stop()
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

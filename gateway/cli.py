@@ -28,9 +28,10 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def _serve_one(cfg: config_mod.Config, host: str, port: int, reuse_port: bool) -> None:
+def _serve_one(cfg: config_mod.Config, host: str, port: int, reuse_port: bool, path: str | None = None) -> None:
     from aiohttp import web
 
+    from . import reload
     from .app import build_app
     try:
         import uvloop
@@ -38,6 +39,8 @@ def _serve_one(cfg: config_mod.Config, host: str, port: int, reuse_port: bool) -
     except ImportError:
         pass
     app = build_app(cfg)
+    if path:
+        reload.install(app, path)
 
     async def tuned(app) -> None:
         from . import enrich
@@ -64,8 +67,14 @@ def _serve_workers(count: int, serve) -> int:
             if worker.is_alive():
                 os.kill(worker.pid, signal.SIGTERM)
 
+    def reload(signum, frame):
+        for worker in workers:
+            if worker.is_alive():
+                os.kill(worker.pid, signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
     for worker in workers:
         worker.join()
     return max(abs(worker.exitcode or 0) for worker in workers)
@@ -87,9 +96,9 @@ def cmd_serve(args) -> int:
             print("rosetta: each worker keeps its own in-memory store (dedupe and queues are per "
                   "worker); use a redis:// store to share them", flush=True)
         print(f"rosetta: listening on http://{host}:{port} with {args.workers} workers", flush=True)
-        return _serve_workers(args.workers, lambda: _serve_one(cfg, host, port, True))
+        return _serve_workers(args.workers, lambda: _serve_one(cfg, host, port, True, args.config))
     print(f"rosetta: listening on http://{host}:{port}", flush=True)
-    _serve_one(cfg, host, port, False)
+    _serve_one(cfg, host, port, False, args.config)
     return 0
 
 

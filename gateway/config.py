@@ -148,6 +148,7 @@ class Tenant(Strict):
 class Limits(Strict):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_decompressed_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    body_timeout: float = Field(30.0, gt=0, description="seconds a client may take to send a request body")
     dedupe_ttl: int = Field(24 * 3600, ge=1)
 
 

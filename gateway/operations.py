@@ -114,8 +114,7 @@ def install(app: web.Application) -> None:
         hub.close()
 
     async def running(app: web.Application):
-        for forwarder in app[admin.FORWARDERS].values():
-            forwarder.listeners.append(hub.on_delivery)
+        app[admin.DELIVERY_LISTENERS].append(hub.on_delivery)
         task = asyncio.create_task(_sync_loop(app[SYNC]), name="metrics-sync")
         yield
         task.cancel()

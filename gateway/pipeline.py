@@ -34,11 +34,15 @@ class Counters:
 class Pipeline:
     def __init__(self, config: Config, store: Store):
         self.store = store
+        self.counters = Counters()
+        self.listeners: list = []
+        self.reconfigure(config)
+
+    def reconfigure(self, config: Config) -> None:
+        """Take a reloaded config's routes, queue bounds and dedupe window; counters and listeners stay."""
         self.ttl = config.limits.dedupe_ttl
         self.bounds = {b.name: b.max_queue for b in config.backends}
         self.dialects = {b.name: b.dialect for b in config.backends}
-        self.counters = Counters()
-        self.listeners: list = []
         self.router = Router(config.tenants)
 
     def routes(self, tenant: Tenant, event: dict) -> list[str]:

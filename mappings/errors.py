@@ -16,3 +16,18 @@ class MappingError(ValueError):
         """The same error, its field path nested under ``prefix``."""
         path = f"{prefix}.{self.field}" if self.field and not self.field.startswith("[") else f"{prefix}{self.field}"
         return MappingError(path, self.problem)
+
+
+MAX_DEPTH = 64  # JSON nesting a payload may have; the store's encoder (orjson) stops at 255
+
+
+def check_depth(value, limit: int = MAX_DEPTH) -> None:
+    """Refuse a document nested deeper than ``limit``: stored inside an event envelope it
+    could not be encoded again, and no SDK sends one."""
+    level = [value]
+    for _ in range(limit + 1):
+        level = [child for item in level if isinstance(item, (dict, list))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return
+    raise MappingError("", f"nested deeper than {limit} levels")

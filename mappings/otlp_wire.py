@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from .errors import MappingError
+from .errors import MappingError, check_depth
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -315,6 +315,7 @@ def _json_spans(body: bytes) -> list[dict | MappingError]:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MappingError("", f"invalid JSON ({exc})") from None
+    check_depth(doc)
     if not isinstance(doc, dict):
         raise MappingError("", "expected an ExportTraceServiceRequest object")
     out: list[dict | MappingError] = []

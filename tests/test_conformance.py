@@ -6,8 +6,8 @@ and prints the runs it sent. The SDK must report no error (the driver exits 0), 
 the archived events must carry those runs: kind, phase, parent links, names, messages
 in the canonical shape, users, tags, feedback, errors and token usage.
 
-The HoneyHive tracer scenarios export spans to the OTLP route; they skip, saying so,
-while the gateway answers that route 404.
+The HoneyHive tracer scenarios export spans to the OTLP route, one run per span: the
+run id is the span id in hex.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +33,6 @@ pytestmark = pytest.mark.sdk
 
 KEY = "key-conformance-123"
 ROSETTA = Path(sys.executable).with_name("rosetta")
-OTLP_ROUTE = "/opentelemetry/v1/traces"
 CONFIG = """
 tenants:
   - name: acme
@@ -70,16 +68,6 @@ class Gateway:
                 assert not missing, f"runs never archived: {sorted(missing)}"
                 return events
             time.sleep(0.1)
-
-    def status(self, method: str, path: str, body: bytes = b"{}") -> int:
-        request = urllib.request.Request(self.url + path, data=body, method=method,
-                                         headers={"Authorization": f"Bearer {KEY}",
-                                                  "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=5) as answer:
-                return answer.status
-        except urllib.error.HTTPError as error:
-            return error.code
 
     def get(self, path: str) -> Any:
         request = urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer {KEY}"})
@@ -336,8 +324,6 @@ def test_voker(gateway: Gateway) -> None:
 
 @pytest.mark.parametrize("scenario", ["tracer", "tracer_protobuf"])
 def test_honeyhive_tracer(gateway: Gateway, scenario: str) -> None:
-    if gateway.status("POST", OTLP_ROUTE) == 404:
-        pytest.skip(f"POST {OTLP_ROUTE} answers 404: the OTLP ingress route is not there yet")
     result = run_driver("honeyhive", gateway.url, KEY, scenario)
     session_run, *span_runs = result["runs"]
     session_id = session_run["session_id"]
@@ -347,17 +333,27 @@ def test_honeyhive_tracer(gateway: Gateway, scenario: str) -> None:
     assert (started["kind"], started["name"]) == ("session", f"conformance-{scenario}")
     assert any(e["feedback"] == session_run["feedback"] for e in by_run(events, session_id))
     for run in span_runs:
-        event = next(e for e in by_run(events, run["run_id"]) if e["phase"] in ("complete", "end", "error"))
-        assert (event["kind"], event["name"], event["session_id"]) == (KINDS[run["kind"]], run["name"], session_id)
-        if "parent_run_id" in run:
-            assert event["parent_run_id"] == run["parent_run_id"]
+        event = one(events, run["run_id"], "complete")
+        assert (event["source"], event["kind"], event["name"]) == ("otlp", KINDS[run["kind"]], run["name"])
+        assert (event["session_id"], event["extra"]["trace_id"]) == (session_id, run["trace_id"])
+        assert event["parent_run_id"] == run.get("parent_run_id"), "a root span has no parent"
         if "error" in run:
-            assert run["error"] in event["error"]["message"]
+            assert run["error"] in event["error"]["message"] and event["error"]["type"] == "RuntimeError"
+        else:
+            assert event["error"] is None
         if "feedback" in run:
             assert event["feedback"] == run["feedback"]
         if event["kind"] == "llm":
-            assert event["model"] == "gpt-4o"
-            assert_usage(event)
+            assert (event["model"], event["provider"], event["params"]) == ("gpt-4o", "openai", {"temperature": 0.2})
+            assert event["usage"] == REPORTED, "tokens reported in metrics are the call's usage"
+            assert event["input"][-1]["role"] == "user" and event["output"]["role"] == "assistant"
+    turn1 = next(run for run in span_runs if run.get("turn") == 1)
+    llm = one(events, turn1["run_id"], "complete")
+    assert llm["input"] == [{"role": "user", "content": "Hi"}]
+    assert llm["output"] == {"role": "assistant", "content": "Hello!"}
+    assert (llm["user_id"], llm["user_props"]) == ("user-hh", session_run["user_properties"])
+    assert llm["metadata"]["case"] == "turn1"
+    assert llm["metadata"]["honeyhive_inputs.key"] == "turn1", "the traced function's other arguments are kept"
 
 
 def test_default_mode(tmp_path: Path) -> None:

@@ -6,13 +6,11 @@ assertion counts what it received. Lunary makes duplicates and losses visible: a
 ``start`` is recorded as ``rejected``, an ``end`` whose start it never saw as an orphan.
 """
 import asyncio
-import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import aiohttp
 import orjson
@@ -24,8 +22,8 @@ from gateway.app import build_app
 from gateway.config import Config
 from gateway.store import keys
 from tests.backends import Backend, run_backend
+from tests.processes import ROOT, Gateway, until
 
-ROOT = Path(__file__).resolve().parent.parent
 LUNARY_KEY = "c9625a97-ec9f-47ad-8e22-8cc32a66c2f6"
 VOKER_KEY = "vk-backend"
 INGEST_KEY = "pk-tenant"
@@ -102,69 +100,11 @@ async def queue_state(redis_url: str, backend: str = BACKEND) -> tuple[int, int]
         await client.aclose()
 
 
-async def until(check, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"{what} not met within {timeout}s"
-        await asyncio.sleep(0.05)
-    return result
-
-
 async def drained(redis_url: str, backend: str = BACKEND) -> None:
     """Wait until every queued event is acknowledged: nothing more can be delivered after."""
     async def empty():
         return await queue_state(redis_url, backend) == (0, 0)
     await until(empty, what=f"queue of {backend} drained")
-
-
-class Gateway:
-    """One `rosetta serve` process."""
-
-    def __init__(self, config_path: Path, log_path: Path, port: int):
-        self.config_path = config_path
-        self.log_path = log_path
-        self.port = port
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def spawn(self) -> "Gateway":
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "serve", "--config", str(self.config_path),
-                 "--port", str(self.port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        return self
-
-    async def ready(self, http: aiohttp.ClientSession) -> "Gateway":
-        async def up():
-            assert self.process.poll() is None, self.log_path.read_text()
-            try:
-                async with http.get(f"{self.url}/readyz") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-        await until(up, timeout=30, what="gateway ready")
-        return self
-
-    def signal(self, signum: int) -> None:
-        os.kill(self.pid, signum)
-
-    async def exited(self, timeout: float = 20.0) -> int:
-        async def gone():
-            return self.process.poll() is not None
-        await until(gone, timeout=timeout, what="gateway exit")
-        return self.process.returncode
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture

@@ -23,7 +23,9 @@ from gateway.app import FORWARDERS, build_app
 from gateway.config import Backend, Config, Retry, Tenant
 from gateway.ingress.state import STATE
 from mappings.ids import as_uuid, derived_uuid
+from mappings.otlp import span_id_of
 from tests.backends import run_backend
+from tests.backends.lunary import server_run_id
 from tests.matrix import facts as F
 from tests.matrix import observe
 
@@ -31,7 +33,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 PAYLOADS = Path(__file__).parent / "matrix" / "payloads"
 SIM_KEY = "sim-key"
-SIMULATED = ("lunary", "llmonitor", "honeyhive", "voker")
+SIMULATED = ("lunary", "llmonitor", "honeyhive", "voker", "otlp")
 RUN_TIMEOUT = 1.0
 # what a backend must never see grow: refused, dropped or duplicated deliveries
 TROUBLE = {
@@ -39,9 +41,11 @@ TROUBLE = {
     "llmonitor": ("rejected", "orphans", "unknown_parents"),
     "honeyhive": ("duplicates", "updates_unknown", "unknown_sessions"),
     "voker": (),
+    "otlp": (),
     "jsonl": (),
 }
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::(span|trace))?\}")
+_FRESH = {None: lambda: str(uuid.uuid4()), "span": lambda: uuid.uuid4().hex[:16], "trace": lambda: uuid.uuid4().hex}
 
 
 class World:
@@ -61,6 +65,8 @@ class World:
         received = self.sims[egress].received
         if egress in ("lunary", "llmonitor"):
             return observe.lunary_runs(received, "v0" if egress == "llmonitor" else "openai")
+        if egress == "otlp":
+            return observe.otlp_runs(received)
         return observe.honeyhive_runs(received) if egress == "honeyhive" else observe.voker_runs(received)
 
     def trouble(self, egress) -> dict:
@@ -102,9 +108,10 @@ async def world(tmp_path_factory):
 
 
 def fill(value, subs: dict):
-    """Placeholders in braces: {tag} and {key} as given, any other name a fresh UUID per cell."""
+    """Placeholders in braces: {tag} and {key} as given, any other name a fresh UUID per cell
+    ({name:span} and {name:trace} fresh OTLP span and trace ids, in hex)."""
     if isinstance(value, str):
-        return _PLACEHOLDER.sub(lambda m: subs.setdefault(m.group(1), str(uuid.uuid4())), value)
+        return _PLACEHOLDER.sub(lambda m: subs.setdefault(m.group(1), _FRESH[m.group(2)]()), value)
     if isinstance(value, list):
         return [fill(v, subs) for v in value]
     if isinstance(value, dict):
@@ -146,9 +153,19 @@ def _session_of(ingress: str, egress: str, subs: dict) -> str:
     return as_uuid(subs["thread"])
 
 
+def _id_at(egress: str, run_id: str) -> str:
+    """A run's id as the backend holds it: a span id for OTLP, the id itself in the archive,
+    the Lunary server's own UUID for what LLMonitor sends as is, a UUID elsewhere."""
+    if egress == "otlp":
+        return span_id_of(run_id)
+    if egress == "jsonl":
+        return run_id
+    return server_run_id(run_id) if egress == "llmonitor" else as_uuid(run_id)
+
+
 def _find(runs: list, ingress: str, egress: str, role: str, expected: dict, subs: dict) -> dict:
     if "id" in F.CAN_SEND[ingress] and "id" in F.CAN_CARRY[egress]:
-        wanted = as_uuid(subs[role])
+        wanted = _id_at(egress, subs[role])
         found = [r for r in runs if r["id"] == wanted]
     else:
         found = [r for r in runs if r["input"] == expected["input"]]
@@ -163,7 +180,7 @@ def _check(run: dict, field: str, want, ingress: str, egress: str, subs: dict) -
     elif field == "tags":
         assert got and set(want) <= set(got), f"tags: {got!r}"
     elif field == "parent":
-        assert got == as_uuid(subs[want]), f"parent: {got!r}"
+        assert got == _id_at(egress, subs[want]), f"parent: {got!r}"
     elif field == "session":
         assert got == _session_of(ingress, egress, subs), f"session: {got!r}"
     else:
@@ -187,7 +204,7 @@ async def test_cell(world: World, ingress: str, egress: str, scenario: str):
         if "thread" in expected:
             assert threads.get(as_uuid(subs["thread"])) == expected["thread"], threads.get(as_uuid(subs["thread"]))
             continue
-        if egress == "voker" and role_facts.get("kind") != "llm":
+        if (egress == "voker" and role_facts.get("kind") != "llm") or "thread" in role_facts:  # no counterpart
             dropped += 1
             continue
         run = _find(runs, ingress, egress, role, role_facts, subs)

@@ -126,7 +126,8 @@ async def test_honeyhive_tracer_session_reaches_lunary_as_a_run_tree(world: Worl
         if run["kind"] == "model":
             assert got["input"][-1]["role"] == "user" and got["output"]["role"] == "assistant"
             assert set(got["output"]) == {"role", "content"}, "the traced return value is not part of the message"
-            assert (got["params"], got["tokens"]["prompt"], got["tokens"]["completion"]) == ({"temperature": 0.2}, 12, 3)
+            tokens = got["tokens"]
+            assert (got["params"], tokens["prompt"], tokens["completion"]) == ({"temperature": 0.2}, 12, 3)
         if "feedback" in run:
             assert got["feedback"] == run["feedback"]
     turn1 = next(runs[i] for i, r in expected.items() if r.get("turn") == 1)
@@ -152,7 +153,8 @@ async def test_opentelemetry_sdk_genai_spans_are_archived_canonical(world: World
     for run_id, run in runs.items():
         event = events[run_id]
         assert (event["source"], event["phase"], event["tenant"]) == ("otlp", "complete", "otel")
-        assert (event["kind"], event["parent_run_id"], event["name"]) == (run["kind"], run.get("parent_run_id"), run["name"])
+        assert (event["kind"], event["name"]) == (run["kind"], run["name"])
+        assert event["parent_run_id"] == run.get("parent_run_id")
         assert event["extra"]["trace_id"] == run["trace_id"]
         if run["kind"] == "llm":
             assert (event["model"], event["provider"]) == ("gpt-4o-mini", "openai")
@@ -192,7 +194,8 @@ def lunary_trace(ids: dict, tag: str) -> list[dict]:
          "timestamp": at(1, 1), "input": [{"role": "user", "content": f"Weather in Paris? {tag}"}],
          "params": {"temperature": 0}},
         {"type": "llm", "event": "end", "runId": ids["llm"], "timestamp": at(1, 2),
-         "output": {"role": "assistant", "content": "Calling get_weather"}, "tokensUsage": {"prompt": 20, "completion": 5}},
+         "output": {"role": "assistant", "content": "Calling get_weather"},
+         "tokensUsage": {"prompt": 20, "completion": 5}},
         {"type": "tool", "event": "start", "runId": ids["tool"], "parentRunId": ids["agent"], "name": "get_weather",
          "timestamp": at(1, 3), "input": {"city": "Paris"}},
         {"type": "tool", "event": "error", "runId": ids["tool"], "timestamp": at(1, 4),

@@ -5,6 +5,7 @@ Permanent client errors (bad JSON, wrong types, unknown credential) are answered
 and never retried by a well-behaved SDK; a full queue is transient: 429 or 503 with
 Retry-After. That mapping lives here and nowhere else.
 """
+import asyncio
 import logging
 import zlib
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
-from mappings.errors import MappingError
+from mappings.errors import MappingError, check_depth
 from mappings.ingest import Parsed
 
 from ..store import Backpressure
@@ -52,9 +53,13 @@ async def read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > limits.max_body_bytes:
         raise HttpError(413, f"body: {request.content_length} bytes exceeds the limit of {limits.max_body_bytes}")
     try:
-        data = await request.read()
+        async with asyncio.timeout(limits.body_timeout):
+            data = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise HttpError(413, f"body: exceeds the limit of {limits.max_body_bytes} bytes") from None
+    except TimeoutError:
+        raise HttpError(408, f"body: not received within {limits.body_timeout:g} s",
+                        {"Connection": "close"}) from None
     encoding = request.headers.get("Content-Encoding", "identity").lower()
     if encoding in ("gzip", "x-gzip", "deflate"):
         data = _inflate(data, encoding, limits.max_decompressed_bytes)
@@ -69,9 +74,14 @@ async def read_json(request: web.Request) -> Any:
         raise HttpError(415, f"Content-Type: expected application/json, got {ctype!r}")
     data = await read_body(request)
     try:
-        return orjson.loads(data)
+        payload = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise HttpError(400, f"body: invalid JSON ({exc})") from None
+    try:
+        check_depth(payload)
+    except MappingError as exc:
+        raise HttpError(400, f"body: {exc}") from None
+    return payload
 
 
 def handler(error_body: Callable[[str], Any], invalid_status: int = 400, backpressure_status: int = 429):

@@ -3,7 +3,8 @@
 A run becomes ``{id, kind, parent, name, model, input, output, usage, params, error,
 feedback, user_id, user_props, tags, metadata, session, incomplete}``; messages become
 ``[role, text]`` pairs after their shape was checked against the backend's own message
-shape (LLMonitor v0 ``{role: "ai", text}``, OpenAI ``{role, content}`` elsewhere).
+shape (LLMonitor v0 ``{role: "ai", text}``, GenAI ``{role, parts}`` for OTLP, OpenAI
+``{role, content}`` elsewhere).
 """
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,61 @@ def jsonl_runs(path: Path) -> tuple[list[dict], dict[str, list]]:
         if run["session"] is None and run["parent"] and kinds.get(run["parent"]) in ("thread", "session"):
             run["session"] = run["parent"]
     return list(merged.values()), threads
+
+
+OTLP_KINDS = {"chat": "llm", "text_completion": "llm", "execute_tool": "tool", "invoke_agent": "agent"}
+
+
+def _parts_messages(value: Any, system: Any = None) -> list:
+    """GenAI JSON messages (role + text parts) as [role, text] pairs, asserting the shape."""
+    listed = [{"role": "system", "parts": orjson.loads(system)}] if system else []
+    out = []
+    for m in listed + orjson.loads(value):
+        assert "content" not in m and isinstance(m.get("parts"), list), f"not a GenAI message: {m}"
+        texts = [p["content"] for p in m["parts"] if p.get("type") == "text"]
+        out.append([m["role"], " ".join(texts)])
+    return out
+
+
+def _prefixed(attrs: dict, prefix: str) -> dict | None:
+    found = {k[len(prefix):]: v for k, v in attrs.items() if k.startswith(prefix)}
+    return found or None
+
+
+def _otlp_value(attrs: dict, messages_key: str, *json_keys: str, system: Any = None) -> Any:
+    if messages_key in attrs:
+        return _parts_messages(attrs[messages_key], system)
+    for key in json_keys:
+        if key in attrs:
+            return unwrap(orjson.loads(attrs[key]))
+    return None
+
+
+def otlp_runs(received) -> tuple[list[dict], dict[str, list]]:
+    """Spans as runs, read by the GenAI conventions (Rosetta's own ``rosetta.*`` where they have no word)."""
+    runs = []
+    for span in received.records("spans"):
+        attrs = span["attributes"]
+        kind = OTLP_KINDS.get(attrs.get("gen_ai.operation.name")) or attrs.get("rosetta.kind")
+        if kind in ("session", "thread"):
+            continue
+        evaluation = next((e["attributes"] for e in span["events"] if e["name"] == "gen_ai.evaluation.result"), None)
+        feedback = _prefixed(attrs, "rosetta.feedback.") or evaluation and {
+            k.removeprefix("gen_ai.evaluation.").removeprefix("score."): v for k, v in evaluation.items()}
+        own = {k: v for k, v in attrs.items()
+               if not k.startswith(("gen_ai.", "rosetta.")) and k not in ("user.id", "error.type")}
+        params = {k: v for k, v in (_prefixed(attrs, "gen_ai.request.") or {}).items() if k != "model"}
+        usage = [attrs.get("gen_ai.usage.input_tokens"), attrs.get("gen_ai.usage.output_tokens")]
+        runs.append(_run(
+            id=span["span_id"], kind=kind, parent=span["parent_span_id"] or None,
+            name=attrs.get("rosetta.name") or span["name"], model=attrs.get("gen_ai.request.model"),
+            input=_otlp_value(attrs, "gen_ai.input.messages", "rosetta.input", "gen_ai.tool.call.arguments",
+                              system=attrs.get("gen_ai.system_instructions")),
+            output=_otlp_value(attrs, "gen_ai.output.messages", "rosetta.output", "gen_ai.tool.call.result"),
+            usage=usage if usage != [None, None] else None, params=params or None,
+            error=span["status_message"] if span["status_code"] == "STATUS_CODE_ERROR" else None, feedback=feedback,
+            user_id=attrs.get("user.id"), user_props=_prefixed(attrs, "rosetta.user_props."),
+            tags=attrs.get("rosetta.tags"), metadata={**own, **(_prefixed(attrs, "rosetta.metadata.") or {})} or None,
+            session=attrs.get("gen_ai.conversation.id"), incomplete=bool(attrs.get("rosetta.incomplete")),
+        ))
+    return runs, {}
