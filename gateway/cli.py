@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from . import config as config_mod
@@ -95,6 +96,9 @@ def cmd_serve(args) -> int:
         if cfg.store == "memory":
             print("rosetta: each worker keeps its own in-memory store (dedupe and queues are per "
                   "worker); use a redis:// store to share them", flush=True)
+        from . import metrics
+        metrics.setup_multiprocess(os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+                                   or tempfile.mkdtemp(prefix="rosetta-metrics-"))
         print(f"rosetta: listening on http://{host}:{port} with {args.workers} workers", flush=True)
         return _serve_workers(args.workers, lambda: _serve_one(cfg, host, port, True, args.config))
     print(f"rosetta: listening on http://{host}:{port}", flush=True)
