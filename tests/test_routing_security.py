@@ -1,5 +1,5 @@
 """Routing filters, per-backend redaction, per-tenant rate limits, per-dialect credentials,
-and secrets: an outbound key never shows in logs, stored records or dead letters, and an
+and secrets: an outbound key never shows in logs, metrics, stored records or dead letters, and an
 inbound key is never forwarded to a backend."""
 import asyncio
 import dataclasses
@@ -142,8 +142,10 @@ backends:
             await asyncio.sleep(0.05)
         letters = await store.dead_letters("vendor")
         assert letters, "the rejected event must be dead-lettered"
+        scraped = await (await client.get("/metrics")).text()
+        assert "rosetta_dead_letters" in scraped
     stored = orjson.dumps([dataclasses.asdict(letter) for letter in letters]).decode() + archive.read_text()
-    logged = "\n".join(r.getMessage() for r in caplog.records)
+    logged = "\n".join(r.getMessage() for r in caplog.records) + scraped
     for secret in (OUTBOUND, LUNARY_KEY):
         assert secret not in stored
         assert secret not in logged
