@@ -4,7 +4,7 @@ One store call per request: claims and queueing happen together, atomically, so 
 acknowledged event is always queued and a duplicate is never queued twice.
 """
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mappings.ids import content_hash
 
@@ -28,7 +28,6 @@ def identity(tenant: str, event: dict) -> str:
 class Counters:
     accepted: int = 0
     duplicates: int = 0
-    by_backend: dict[str, int] = field(default_factory=dict)
 
 
 class Pipeline:
