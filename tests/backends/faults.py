@@ -4,11 +4,13 @@ A forwarder has to survive what real vendors do: vanish, answer 5xx for a while,
 throttle with ``Retry-After``, answer slowly, or reject events for good. The settings
 are replaced as a whole (``set``), either in-process or through ``POST /_control``, and
 ``times`` limits how many requests get the fault before the backend is healthy again.
-Every fault taken counts in ``faulted``; every request served counts in ``requests``.
+Every fault taken counts in ``faulted`` (the latest ones' times in ``faulted_at``, so a
+test can check the retry pacing); every request served counts in ``requests``.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,7 @@ class Faults:
         self._left = self.settings.times
         self.requests = 0
         self.faulted = 0
+        self.faulted_at: list[float] = []
 
     def set(self, **settings: Any) -> None:
         """Replace the settings, e.g. ``set(status=503, times=2)``; ``set()`` heals."""
@@ -63,6 +66,7 @@ class Faults:
         self.clear()
         self.requests = 0
         self.faulted = 0
+        self.faulted_at.clear()
 
     def take(self) -> Fault | None:
         """Count one request and hand out the fault it should suffer, if any."""
@@ -85,6 +89,8 @@ class Faults:
 
     def _spend(self) -> None:
         self.faulted += 1
+        self.faulted_at.append(time.monotonic())
+        del self.faulted_at[:-1000]
         if self._left is not None:
             self._left -= 1
             if self._left == 0:
@@ -96,4 +102,5 @@ class Faults:
             "times_left": self._left,
             "requests": self.requests,
             "faulted": self.faulted,
+            "faulted_at": list(self.faulted_at),
         }

@@ -65,7 +65,7 @@ class Loader:
         self.sent: set = set()
         self.acked: set = set()
         self.failed_attempts = 0
-        self.acked_at: list[float] = []
+        self.acked_at: list[tuple[float, int]] = []  # (when, events acked by that answer)
 
     def batch(self) -> list[dict]:
         events = []
@@ -90,15 +90,18 @@ class Loader:
                                           timeout=aiohttp.ClientTimeout(total=10)) as response:
                     body = await response.read()
                     if response.status == 200:
-                        for event, result in zip(events, orjson.loads(body)["results"]):
-                            if result.get("success"):
-                                self.acked.add((event["runId"], event["event"]))
-                        self.acked_at.append(time.monotonic())
+                        acked = {(event["runId"], event["event"])
+                                 for event, result in zip(events, orjson.loads(body)["results"]) if result.get("success")}
+                        self.acked |= acked
+                        self.acked_at.append((time.monotonic(), len(acked)))
                         return
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 pass
             self.failed_attempts += 1
             await asyncio.sleep(0.2)
+
+    def acked_before(self, moment: float) -> int:
+        return sum(count for when, count in self.acked_at if when < moment)
 
     async def run(self, seconds: float, interval: float, twice: bool = False) -> None:
         """One batch every ``interval`` for ``seconds``; ``twice`` posts each batch again (a client retry)."""
@@ -173,7 +176,8 @@ class World:
     async def count(self, name: str, loader: Loader) -> Row:
         scenario_row = Row(name, sent=len(loader.sent), acked=len(loader.acked))
         for backend, sim in self.sims.items():
-            received = (await sim.received(self.http))["records"]
+            snapshot = await sim.received(self.http)
+            received = snapshot["records"]
             got = [(e["runId"], e["event"]) for e in received.get("events", [])]
             repeats = sum(ALREADY_EXISTS in r["error"] for r in received.get("rejected", []))
             dead = (await self.queue(backend))[2]
@@ -181,6 +185,9 @@ class World:
             scenario_row.duplicates[backend] = len(got) - len(set(got)) + repeats
             scenario_row.dead[backend] = dead
             scenario_row.lost[backend] = max(0, len(loader.acked - set(got)) - dead)
+            faulted = snapshot["faults"]["faulted"]
+            if faulted:
+                scenario_row.notes.append(f"{backend} faulted {faulted} requests")
             if received.get("orphans"):
                 scenario_row.notes.append(f"FAIL {backend}: {len(received['orphans'])} ends before their start")
         return scenario_row
@@ -189,28 +196,49 @@ class World:
 # scenarios ------------------------------------------------------------------------
 
 
-async def with_fault(world: World, loader: Loader, fault: dict, fault_seconds: float, interval: float = 0.25) -> None:
-    """Load before, during and after ``fault`` on simulator ``a``."""
+async def with_fault(world: World, loader: Loader, fault: dict, fault_seconds: float,
+                     interval: float = 0.25) -> list[str]:
+    """Load before, during and after ``fault`` on simulator ``a``; checks that ``b``
+    kept pace meanwhile (events acked 2 s before the fault ends are all at ``b`` by then)."""
     load = asyncio.create_task(loader.run(fault_seconds + 4, interval))
     await asyncio.sleep(2)
     await world.sims["a"].faults(world.http, **fault)
     await asyncio.sleep(fault_seconds)
+    due = loader.acked_before(time.monotonic() - 2.0)
+    at_b = len((await world.sims["b"].received(world.http))["records"].get("events", []))
     await world.sims["a"].faults(world.http)
     await load
     await world.drained()
+    notes = [f"b had {at_b} of the {due} events acked 2 s before a healed"]
+    if at_b < due:
+        notes.append("FAIL b fell behind while a was faulty")
+    return notes
 
 
-def fault_scenario(fault: dict, seconds_full: float, seconds_short: float):
+def pacing(faulted_at: list[float], at_least: float) -> tuple[float, int]:
+    """The shortest gap between consecutive faulted requests, and how many gaps were shorter than ``at_least``."""
+    gaps = [later - earlier for earlier, later in zip(faulted_at, faulted_at[1:])]
+    return (min(gaps) if gaps else float("nan")), sum(gap < at_least for gap in gaps)
+
+
+def fault_scenario(fault: dict, seconds_full: float, seconds_short: float, min_gap: float = 0.0):
+    """``min_gap``: the retry policy's least wait between attempts under this fault."""
     async def scenario(world: World, loader: Loader, short: bool) -> list[str]:
-        await with_fault(world, loader, fault, seconds_short if short else seconds_full)
-        return []
+        notes = await with_fault(world, loader, fault, seconds_short if short else seconds_full)
+        if min_gap:
+            faulted_at = (await world.sims["a"].received(world.http))["faults"]["faulted_at"]
+            shortest, early = pacing(faulted_at, min_gap * 0.95)
+            notes.append(f"shortest gap between faulted attempts {shortest:.2f}s")
+            if early:
+                notes.append(f"FAIL {early} retries sooner than {min_gap:g}s")
+        return notes
     return scenario
 
 
 async def per_event_rejections(world: World, loader: Loader, short: bool) -> list[str]:
-    await with_fault(world, loader, {"reject": True}, 3 if short else 8)
+    notes = await with_fault(world, loader, {"reject": True}, 3 if short else 8)
     dead = (await world.queue("a"))[2]
-    return [f"a dead-lettered {dead}" if dead else "FAIL nothing dead-lettered at a"]
+    return notes + [f"a dead-lettered {dead}" if dead else "FAIL nothing dead-lettered at a"]
 
 
 async def redis_restart(world: World, loader: Loader, short: bool) -> list[str]:
@@ -222,7 +250,7 @@ async def redis_restart(world: World, loader: Loader, short: bool) -> list[str]:
     world.redis.start()
     await load
     await world.drained()
-    after = sum(t > restarted for t in loader.acked_at)
+    after = loader.acked_before(float("inf")) - loader.acked_before(restarted)
     notes = [f"{loader.failed_attempts} refused attempts retried"]
     if after == 0:
         notes.append("FAIL the gateway acked nothing after redis came back")
@@ -249,29 +277,32 @@ async def client_retry(world: World, loader: Loader, short: bool) -> list[str]:
 
 
 async def soak(world: World, loader: Loader, short: bool, seconds: float) -> list[str]:
-    """Steady load (20 events/s) for ``seconds`` while ``b`` is down 5 s in every 30."""
+    """Steady load (200 events/s) for ``seconds`` while ``b`` is down the first sixth of
+    every flap period (30 s; a quarter of a shorter soak). The first and last periods are
+    compared: peak queue depth and median RSS must not grow."""
     process = psutil.Process(world.gateway.pid)
-    samples: list[tuple[float, int, int]] = []
-    load = asyncio.create_task(loader.run(seconds, 0.5))
+    period = 30.0 if seconds >= 120 else seconds / 4
+    samples: list[tuple[int, int, int]] = []  # (period number, rss, queue depth)
+    load = asyncio.create_task(loader.run(seconds, 0.05))
     began = time.monotonic()
     while not load.done():
         elapsed = time.monotonic() - began
-        await world.sims["b"].faults(world.http, **({"down": True} if elapsed % 30 < 5 else {}))
-        depth = sum((await world.queue(b))[0] for b in BACKENDS)
-        samples.append((elapsed, process.memory_info().rss, depth))
-        await asyncio.sleep(1)
+        await world.sims["b"].faults(world.http, **({"down": True} if elapsed % period < period / 6 else {}))
+        depth = sum([(await world.queue(b))[0] for b in BACKENDS])
+        samples.append((int(elapsed // period), process.memory_info().rss, depth))
+        await asyncio.sleep(0.5)
     await world.sims["b"].faults(world.http)
     await load
     await world.drained()
-    third = max(1, len(samples) // 3)
-    first, last = samples[third:2 * third] or samples, samples[-third:]
+    complete = [n for n in range(int(seconds // period)) if any(s[0] == n for s in samples)]
+    first, last = ([s for s in samples if s[0] == n] for n in (complete[0], complete[-1]))
     rss_first, rss_last = statistics.median(s[1] for s in first), statistics.median(s[1] for s in last)
     depth_first, depth_last = max(s[2] for s in first), max(s[2] for s in last)
-    notes = [f"RSS {rss_first / 2**20:.0f} -> {rss_last / 2**20:.0f} MiB",
-             f"max queue depth {depth_first} -> {depth_last}", f"{len(samples)} samples"]
-    if rss_last > rss_first * 1.5 + 30 * 2**20:
+    notes = [f"{len(complete)} flaps of b", f"RSS {rss_first / 2**20:.0f} -> {rss_last / 2**20:.0f} MiB",
+             f"peak queue depth per flap {depth_first} -> {depth_last}"]
+    if rss_last > rss_first * 1.25 + 20 * 2**20:
         notes.append("FAIL RSS grew")
-    if depth_last > max(500, 2 * depth_first):
+    if depth_last > 1.5 * depth_first + 200:
         notes.append("FAIL queue depth grew")
     return notes
 
@@ -279,7 +310,7 @@ async def soak(world: World, loader: Loader, short: bool, seconds: float) -> lis
 SCENARIOS = {
     "backend-down": fault_scenario({"down": True}, 30, 5),
     "backend-500": fault_scenario({"status": 500}, 10, 3),
-    "backend-429": fault_scenario({"retry_after": 2}, 8, 3),
+    "backend-429": fault_scenario({"retry_after": 2}, 8, 3, min_gap=2.0),
     "backend-timeout": fault_scenario({"delay": BACKEND_TIMEOUT + 2}, 8, 3),
     "backend-slow": fault_scenario({"delay": BACKEND_TIMEOUT / 2}, 10, 3),
     "per-event-rejections": per_event_rejections,
