@@ -5,6 +5,10 @@ downloaded. Counts are exact for cl100k models (gpt-4, gpt-3.5-turbo, embeddings
 and approximate for o200k models (gpt-4o, o1…), whose encoding no package ships;
 either way the usage is marked ``estimated``. Chat messages count as OpenAI bills
 them: 3 tokens per message plus its content, plus 3 priming the reply.
+
+Counts are remembered per message text (bounded, short texts only): a system prompt
+repeats on every call of an application, and a conversation resends its whole history
+on every turn, so most of a prompt has been counted before.
 """
 from functools import lru_cache
 from typing import Any
@@ -22,21 +26,31 @@ def _encoding():
     return tiktoken.get_encoding(ENCODING)
 
 
+REMEMBERED_TEXT = 8192  # characters; longer texts are counted every time
+
+
+@lru_cache(maxsize=4096)
+def _remembered(text: str) -> int:
+    return len(_encoding().encode_ordinary(text))
+
+
+def _tokens(text: str) -> int:
+    return _remembered(text) if len(text) <= REMEMBERED_TEXT else len(_encoding().encode_ordinary(text))
+
+
 def count(value: Any) -> int:
     if value is None:
         return 0
-    enc = _encoding()
     if messages.is_message(value):
         value = [value]
     if messages.is_message_list(value):
         total = 3
         for msg in value:
-            total += 3 + len(enc.encode_ordinary(messages.text_of(msg.get("content"))))
+            total += 3 + _tokens(messages.text_of(msg.get("content")))
             for call in msg.get("tool_calls") or []:
-                total += len(enc.encode_ordinary(orjson.dumps(call).decode()))
+                total += _tokens(orjson.dumps(call).decode())
         return total
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
-    return len(enc.encode_ordinary(text))
+    return _tokens(value if isinstance(value, str) else orjson.dumps(value).decode())
 
 
 def _estimate(prompt: int | None, completion: int | None) -> dict:
@@ -58,3 +72,7 @@ def with_usage(event: dict) -> dict:
     else:
         return event
     return {**event, "usage": usage}
+
+
+def with_usage_all(events: list[dict]) -> list[dict]:
+    return [with_usage(event) for event in events]

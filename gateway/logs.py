@@ -7,12 +7,12 @@ secret the config holds (backend api keys, inbound keys, the admin token) and an
 Authorization-style credential are masked.
 """
 import contextvars
+import itertools
 import logging
 import os
 import re
 import sys
 import time
-import uuid
 
 import orjson
 
@@ -26,11 +26,30 @@ _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 MASK = "***"
 
 
+class _Ids:
+    """Request ids unique across processes and replicas: a random prefix per process
+    (drawn again in a forked worker) and a counter, so a request costs no system call."""
+
+    def __init__(self):
+        self.renew()
+        os.register_at_fork(after_in_child=self.renew)
+
+    def renew(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+_IDS = _Ids()
+
+
 def request_id(incoming: str | None) -> str:
     """The caller's X-Request-Id when it is a sane token, else a new one."""
     if incoming and _VALID_ID.match(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return _IDS.next()
 
 
 def secrets_of(config: Config) -> list[str]:

@@ -72,7 +72,7 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
         seconds = time.perf_counter() - started
         route = _route(request)
         metrics.get().observe_request(request, route, status, seconds)
-        if route not in _QUIET_ROUTES:
+        if route not in _QUIET_ROUTES and log.isEnabledFor(logging.INFO):
             summary = request.get(metrics.SUMMARY) or {}
             log.info("request done", extra={"event": "request_done", "method": request.method, "route": route,
                                             "path": request.path, "status": status,

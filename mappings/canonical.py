@@ -91,14 +91,22 @@ def validate_event(event: dict[str, Any]) -> CanonicalEvent:
     return CanonicalEvent.model_validate(event)
 
 
+_BLANK: dict[str, Any] = {
+    "schema_version": SCHEMA_VERSION, "id": None, "tenant": None, "source": None,
+    "kind": None, "phase": None, "run_id": None, "parent_run_id": None,
+    "session_id": None, "name": None, "model": None, "provider": None,
+    "timestamp": None, "started_at": None, "ended_at": None, "input": None,
+    "output": None, "message": None, "params": None, "usage": None, "error": None,
+    "feedback": None, "metrics": None, "user_id": None, "user_props": None,
+    "tags": None, "metadata": None, "extra": None, "incomplete": False, "raw": None,
+}
+
+
 def new_event(source: str, kind: str, phase: str, run_id: str, timestamp: str) -> dict[str, Any]:
-    """A canonical event dict with every optional field at its default."""
-    return {
-        "schema_version": SCHEMA_VERSION, "id": None, "tenant": None, "source": source,
-        "kind": kind, "phase": phase, "run_id": run_id, "parent_run_id": None,
-        "session_id": None, "name": None, "model": None, "provider": None,
-        "timestamp": timestamp, "started_at": None, "ended_at": None, "input": None,
-        "output": None, "message": None, "params": {}, "usage": None, "error": None,
-        "feedback": None, "metrics": None, "user_id": None, "user_props": None,
-        "tags": [], "metadata": {}, "extra": {}, "incomplete": False, "raw": None,
-    }
+    """A canonical event dict with every optional field at its default (a copy of one
+    template, in the model's field order, its containers new)."""
+    event = _BLANK.copy()
+    event["source"], event["kind"], event["phase"] = source, kind, phase
+    event["run_id"], event["timestamp"] = run_id, timestamp
+    event["params"], event["tags"], event["metadata"], event["extra"] = {}, [], {}, {}
+    return event

@@ -26,8 +26,18 @@ def check_depth(value, limit: int = MAX_DEPTH) -> None:
     could not be encoded again, and no SDK sends one."""
     level = [value]
     for _ in range(limit + 1):
-        level = [child for item in level if isinstance(item, (dict, list))
-                 for child in (item.values() if isinstance(item, dict) else item)]
-        if not level:
+        below, has_child = [], False
+        for item in level:
+            kind = type(item)
+            if kind is dict:
+                item = item.values()
+            elif kind is not list:
+                continue
+            for child in item:
+                has_child = True
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        if not has_child:
             return
+        level = below
     raise MappingError("", f"nested deeper than {limit} levels")

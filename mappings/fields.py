@@ -106,17 +106,33 @@ class Field:
     convert: str = "any"
 
 
+# converters that return a value of exactly this type unchanged: such a value skips the call
+_AS_IS = {"string": str, "object": dict}
+_PLANS: dict[int, tuple[tuple, tuple]] = {}
+
+
+def _plan(table: tuple[Field, ...]) -> tuple:
+    """The table's rows with their converters looked up, once per table."""
+    found = _PLANS.get(id(table))
+    if found is None:
+        rows = tuple((row.target, row.sources, CONVERTERS[row.convert], _AS_IS.get(row.convert)) for row in table)
+        found = _PLANS[id(table)] = (table, rows)
+    return found[1]
+
+
 def read(table: tuple[Field, ...], src: dict, event: dict) -> None:
     """Fill ``event`` from ``src`` by the table; a bad value raises naming its key."""
-    for row in table:
-        for key in row.sources:
+    for target, sources, convert, as_is in _plan(table):
+        for key in sources:
             value = src.get(key)
             if value is None:
                 continue
-            try:
-                event[row.target] = CONVERTERS[row.convert](value)
-            except MappingError as exc:
-                raise MappingError(f"{key}.{exc.field}" if exc.field else key, exc.problem) from None
+            if type(value) is not as_is:
+                try:
+                    value = convert(value)
+                except MappingError as exc:
+                    raise MappingError(f"{key}.{exc.field}" if exc.field else key, exc.problem) from None
+            event[target] = value
             break
 
 

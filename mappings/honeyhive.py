@@ -38,7 +38,6 @@ HANDLED = ("event_type", "config", "inputs", "outputs")
 KNOWN = fields.known_keys(TABLE) | frozenset(HANDLED)
 UPDATE_KEYS = ("metadata", "metrics", "outputs", "config", "user_properties", "duration", "end_time", "children_ids")
 
-
 def error_body(message: str) -> dict:
     return {"success": False, "error": message}
 
@@ -73,15 +72,20 @@ def _config(event: dict, config: Any) -> None:
     event["params"] = params
 
 
+def _count(metrics: dict, key: str) -> int | None:
+    n = metrics.get(key)
+    ok = isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n) and 0 <= n <= 2**63 - 1
+    return int(n) if ok else None
+
+
 def _usage(metrics: dict) -> dict | None:
     """Token counts a model event reports in its metrics (where this module's egress puts them)."""
-    def count(key):
-        n = metrics.get(key)
-        ok = isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n) and 0 <= n <= 2**63 - 1
-        return int(n) if ok else None
-    prompt, completion, total = count("prompt_tokens"), count("completion_tokens"), count("total_tokens")
+    if "prompt_tokens" not in metrics and "completion_tokens" not in metrics:
+        return None
+    prompt, completion = _count(metrics, "prompt_tokens"), _count(metrics, "completion_tokens")
     if prompt is None and completion is None:
         return None
+    total = _count(metrics, "total_tokens")
     return {"prompt_tokens": prompt, "completion_tokens": completion, "cached_prompt_tokens": None,
             "total_tokens": total if total is not None else (prompt or 0) + (completion or 0),
             "estimated": metrics.get("tokens_estimated") is True}
@@ -100,26 +104,29 @@ def record_to_canonical(raw: Any, session_id: str | None = None, kind: str | Non
         event["session_id"] = session_id
     if not event["name"] and event_type != "session":
         raise MappingError("event_name", "required")
-    if raw.get("config") is not None:
-        _config(event, raw["config"])
-    if raw.get("inputs") is not None:
-        event["input"] = _inputs(raw["inputs"])
-    if raw.get("outputs") is not None:
-        event["output"] = _outputs(raw["outputs"])
-    if event["kind"] == "llm" and event["metrics"]:
-        event["usage"] = _usage(event["metrics"])
+    config, inputs, outputs = raw.get("config"), raw.get("inputs"), raw.get("outputs")
+    if config is not None:
+        _config(event, config)
+    if inputs is not None:
+        event["input"] = _inputs(inputs)
+    if outputs is not None:
+        event["output"] = _outputs(outputs)
+    metrics, started, ended = event["metrics"], event["started_at"], event["ended_at"]
+    if metrics and event_type == "model":
+        event["usage"] = _usage(metrics)
     duration = raw.get("duration")
-    if event["started_at"] and not event["ended_at"] and isinstance(duration, (int, float)) and not isinstance(duration, bool):
-        event["ended_at"] = times.from_ms(times.to_ms(event["started_at"]) + duration)
-    event["timestamp"] = event["ended_at"] or event["started_at"] or times.now_iso()
+    if started and not ended and isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        ended = event["ended_at"] = times.from_ms(times.to_ms(started) + duration)
+    event["timestamp"] = ended or started or times.now_iso()
     if not event["run_id"]:
         own_id = event["session_id"] if event_type == "session" else None  # a session's id is its event id
         event["run_id"] = own_id or derived_uuid(NAME, content_hash(raw))
     if event_type == "session":
         event["session_id"] = event["run_id"]
         event["phase"] = "start"
-    if event["user_props"] and isinstance(event["user_props"].get("user_id"), str):
-        event["user_id"] = event["user_props"]["user_id"]
+    props = event["user_props"]
+    if props and isinstance(props.get("user_id"), str):
+        event["user_id"] = props["user_id"]
     event["extra"] = fields.leftovers(raw, KNOWN)
     event["raw"] = raw
     return event
@@ -158,26 +165,34 @@ def parse_batch(payload: Any) -> Parsed:
     events = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(events, list):
         raise MappingError("events", "required: an array of events")
-    session = None
-    props = payload.get("session_properties")
-    if payload.get("is_single_session") and isinstance(props, dict):
-        # events that all name one session make that the batch's session (its start then
-        # dedupes against the session's own), instead of a new session left empty
-        named = {raw.get("session_id") if isinstance(raw, dict) and isinstance(raw.get("session_id"), str) else None
-                 for raw in events}
-        shared = named.pop() if len(named) == 1 else None
-        session_id = shared if isinstance(shared, str) and shared else derived_uuid(NAME, content_hash(payload))
-        session = record_to_canonical({"session_id": session_id, **props}, kind="session")
-
-    def convert(raw: Any) -> dict:
-        own_session = isinstance(raw, dict) and raw.get("session_id")
-        return record_to_canonical(raw, session_id=None if session is None or own_session else session["run_id"])
-
-    parsed = each(events, convert)
+    session = _batch_session(payload, events)
+    parsed = each(events, record_to_canonical if session is None else _in_session(session["run_id"]))
     parsed.ids = [i["run_id"] if isinstance(i, dict) else None for i in parsed.items]
     if session is not None:
         parsed.context["session"] = session
     return parsed
+
+
+def _batch_session(payload: dict, events: list) -> dict | None:
+    """The session a single-session batch starts, from its ``session_properties``."""
+    props = payload.get("session_properties")
+    if not payload.get("is_single_session") or not isinstance(props, dict):
+        return None
+    # events that all name one session make that the batch's session (its start then
+    # dedupes against the session's own), instead of a new session left empty
+    named = {raw.get("session_id") if isinstance(raw, dict) and isinstance(raw.get("session_id"), str) else None
+             for raw in events}
+    shared = named.pop() if len(named) == 1 else None
+    session_id = shared if isinstance(shared, str) and shared else derived_uuid(NAME, content_hash(payload))
+    return record_to_canonical({"session_id": session_id, **props}, kind="session")
+
+
+def _in_session(session_id: str):
+    """Convert a batch's record, into the batch's session unless it names its own."""
+    def convert(raw: Any) -> dict:
+        own_session = isinstance(raw, dict) and raw.get("session_id")
+        return record_to_canonical(raw, session_id=None if own_session else session_id)
+    return convert
 
 
 def parse_update(payload: Any, kind: str = "chain") -> Parsed:

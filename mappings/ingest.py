@@ -24,9 +24,18 @@ def each(raws: list, convert, id_keys: tuple[str, ...] = ()) -> Parsed:
     items: list[dict | MappingError] = []
     ids: list[Any] = []
     for index, raw in enumerate(raws):
-        ids.append(next((raw.get(k) for k in id_keys if isinstance(raw, dict) and raw.get(k) is not None), None))
+        ids.append(_client_id(raw, id_keys))
         try:
             items.append(convert(raw))
         except MappingError as exc:
             items.append(exc.within(f"events[{index}]"))
     return Parsed(items, ids)
+
+
+def _client_id(raw: Any, id_keys: tuple[str, ...]) -> Any:
+    if id_keys and isinstance(raw, dict):
+        for key in id_keys:
+            value = raw.get(key)
+            if value is not None:
+                return value
+    return None

@@ -11,20 +11,21 @@ from typing import Any
 import orjson
 
 ROLE_ALIASES = {"ai": "assistant", "model": "assistant", "human": "user", "bot": "assistant"}
-_MESSAGE_BODY_KEYS = ("content", "text", "parts", "tool_calls", "function_call")
+_MESSAGE_BODY_KEYS = frozenset(("content", "text", "parts", "tool_calls", "function_call"))
+_MESSAGE_KEYS = _MESSAGE_BODY_KEYS | {"role"}  # what `normalize_message` rewrites; other keys are kept
 
 
 def is_message(value: Any) -> bool:
     return (
         isinstance(value, dict)
         and isinstance(value.get("role"), str)
-        and any(k in value for k in _MESSAGE_BODY_KEYS)
+        and not _MESSAGE_BODY_KEYS.isdisjoint(value)
         and isinstance(value.get("tool_calls") or [], list)
     )
 
 
 def is_message_list(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(is_message(m) for m in value)
+    return isinstance(value, list) and bool(value) and all(map(is_message, value))
 
 
 def _tool_call(call_id, name, arguments) -> dict:
@@ -65,6 +66,8 @@ def _parts(blocks: list, tool_calls: list) -> list | str:
 
 def normalize_message(msg: dict) -> dict:
     role = msg["role"]
+    if len(msg) == 2 and isinstance(msg.get("content"), str):  # already canonical but for the role's name
+        return {"role": ROLE_ALIASES.get(role, role), "content": msg["content"]}
     out: dict[str, Any] = {"role": ROLE_ALIASES.get(role, role)}
     tool_calls: list = list(msg.get("tool_calls") or [])
     if "content" in msg:
@@ -83,7 +86,7 @@ def normalize_message(msg: dict) -> dict:
     if tool_calls:
         out["tool_calls"] = tool_calls
     for key, value in msg.items():
-        if key not in ("role", "content", "text", "parts", "tool_calls", "function_call"):
+        if key not in _MESSAGE_KEYS:
             out[key] = value
     return out
 

@@ -1,6 +1,6 @@
 """Timestamps: every dialect's clock format to canonical ISO 8601 UTC with milliseconds."""
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from .errors import MappingError
 
@@ -16,10 +16,14 @@ def _format(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def from_ms(ms: float) -> str:
+    """Exact to the millisecond over the whole range (no float division by 1000)."""
     if not _MIN_MS <= ms <= _MAX_MS:
         raise MappingError("", f"epoch milliseconds out of range: {ms!r}")
-    return _format(datetime.fromtimestamp(ms / 1000, tz=UTC))
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
 
 
 def iso_time(value) -> str:

@@ -89,6 +89,15 @@ async def test_read_then_ack_empties_the_queue(store):
     assert await drain(store, reclaim_idle=0.0) == []
 
 
+async def test_a_consumer_reclaims_entries_it_abandoned(store):
+    """A forwarder that dropped a batch (read ahead, then its lease was lost) gets it back
+    once idle, as XAUTOCLAIM gives any consumer, itself included."""
+    await accept(store, 1, 2)
+    assert events_of(await drain(store, "A")) == [1, 2]
+    assert await drain(store, "A") == [], "pending, not idle long enough yet"
+    assert events_of(await eventually(lambda: drain(store, "A", reclaim_idle=0.1))) == [1, 2]
+
+
 async def test_read_waits_for_new_entries(store):
     reader = asyncio.create_task(store.read(BACKEND, "A", 10, 5.0, FOREVER))
     await asyncio.sleep(0.05)

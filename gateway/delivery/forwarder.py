@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from .sender import FingerprintUnavailable, HttpSender
 
 log = logging.getLogger("rosetta.delivery")
 RECORD_DIALECTS = ("honeyhive", "voker", "otlp")
+# tiktoken counts outside the GIL: on this thread the event loop keeps answering meanwhile
+TOKEN_COUNTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rosetta-tokens")
 
 
 @dataclass
@@ -69,23 +72,37 @@ class Forwarder:
         self.redactor = Redactor(rules.builtin, rules.patterns, rules.fields, rules.mode) if rules else None
 
     async def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                if not await self.store.lease(self.name, self.owner, self.lease_ttl):
-                    await self._sleep(self.lease_ttl / 3)
-                    continue
-                await self._sweep()
-                entries = await self.store.read(self.name, self.owner, self.read_count, 0.5, self._reclaim())
-                if entries:
-                    await self._holding_lease(self.process(entries))
-            except asyncio.CancelledError:
-                raise
-            except _Stopping:
-                break
-            except Exception as exc:
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("forwarder %s: store error, retrying", self.name)
-                await self._sleep(1.0)
+        """Read, deliver, acknowledge; the next batch is read while this one is sent.
+
+        A batch read ahead is only ever processed under the lease it was read under:
+        if the lease is lost, it is dropped unacknowledged, for the new holder to re-claim."""
+        ahead: asyncio.Future | None = None
+        try:
+            while not self.stopping.is_set():
+                try:
+                    if not await self.store.lease(self.name, self.owner, self.lease_ttl):
+                        ahead = await _dropped(ahead)
+                        await self._sleep(self.lease_ttl / 3)
+                        continue
+                    await self._sweep()
+                    if ahead is not None:
+                        entries, ahead = await ahead, None
+                    else:
+                        entries = await self.store.read(self.name, self.owner, self.read_count, 0.5, self._reclaim())
+                    if entries:
+                        ahead = asyncio.ensure_future(self.store.read(self.name, self.owner, self.read_count, 0.5, None))
+                        await self._holding_lease(self.process(entries))
+                except asyncio.CancelledError:
+                    raise
+                except _Stopping:
+                    break
+                except Exception as exc:
+                    ahead = await _dropped(ahead)
+                    self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("forwarder %s: store error, retrying", self.name)
+                    await self._sleep(1.0)
+        finally:
+            await _dropped(ahead)
         await self.store.release(self.name, self.owner)
 
     async def _holding_lease(self, work) -> None:
@@ -137,7 +154,7 @@ class Forwarder:
         if self.assembler is not None:
             events = await self.assembler.feed(events)
         if self.estimates:
-            events = [enrich.with_usage(e) for e in events]
+            events = await asyncio.get_running_loop().run_in_executor(TOKEN_COUNTER, enrich.with_usage_all, events)
         await self._deliver_all(events)
         if self.assembler is not None:
             await self.assembler.commit()
@@ -228,6 +245,13 @@ class Forwarder:
 
     async def stop(self) -> None:
         self.stopping.set()
+
+
+async def _dropped(ahead: asyncio.Future | None) -> None:
+    """Abandon a batch read ahead: its entries stay pending in the store, to be re-claimed."""
+    if ahead is not None:
+        ahead.cancel()
+        await asyncio.gather(ahead, return_exceptions=True)
 
 
 class _Stopping(Exception):

@@ -84,8 +84,8 @@ class MemoryStore(Store):
         queue = self._queue(backend)
         now = time.monotonic()
         out = []
-        for entry_id, (entry, taken, owner) in list(queue.pending.items()) if reclaim_idle is not None else ():
-            if owner != consumer and now - taken >= reclaim_idle:
+        for entry_id, (entry, taken, _) in list(queue.pending.items()) if reclaim_idle is not None else ():
+            if now - taken >= reclaim_idle:
                 entry.attempts += 1
                 queue.pending[entry_id] = (entry, now, consumer)
                 out.append(entry)

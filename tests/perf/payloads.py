@@ -2,7 +2,8 @@
 
 Each template carries the marker ``MARK`` wherever an id must differ between requests;
 the load generator replaces it with a request counter (one ``bytes.replace``), so every
-request carries new events and dedupe never short-circuits the work.
+request carries new events and texts of its own (only the system prompt repeats), and
+neither dedupe nor the remembered token counts short-circuit the work.
 """
 import orjson
 
@@ -18,13 +19,15 @@ PATHS = {
 _WORDS = "the quick brown fox jumps over the lazy dog while the model thinks about tokens "
 
 
-def _text(size: int) -> str:
-    return (_WORDS * (size // len(_WORDS) + 1))[:max(size, 1)]
+def _text(size: int, n: int = 0) -> str:
+    """Text unique to the request and the event (the system prompt is the only text that repeats)."""
+    text = f"{_ID}/{n} " + _WORDS * (size // len(_WORDS) + 1)
+    return text[:max(size, 16)]
 
 
-def _messages(size: int) -> list[dict]:
+def _messages(size: int, n: int = 0) -> list[dict]:
     return [{"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": _text(size)}]
+            {"role": "user", "content": _text(size, n)}]
 
 
 def _lunary(batch: int, size: int) -> list[dict]:
@@ -34,12 +37,12 @@ def _lunary(batch: int, size: int) -> list[dict]:
         run = f"{_ID}-{i // 2:04d}"
         if i % 2 == 0:
             events.append({"type": "llm", "event": "start", "runId": run, "name": "gpt-4o-mini",
-                           "timestamp": "2026-01-05T10:00:00.000Z", "input": _messages(size - 400),
+                           "timestamp": "2026-01-05T10:00:00.000Z", "input": _messages(size - 400, i),
                            "params": {"temperature": 0.2}, "userId": "user-7", "tags": ["bench"],
                            "metadata": {"feature": "chat"}})
         else:
             events.append({"type": "llm", "event": "end", "runId": run, "timestamp": "2026-01-05T10:00:01.250Z",
-                           "output": {"role": "assistant", "content": _text(size - 300)},
+                           "output": {"role": "assistant", "content": _text(size - 300, i)},
                            "tokensUsage": {"prompt": 120, "completion": 80}})
     return events
 
@@ -48,8 +51,8 @@ def _honeyhive(batch: int, size: int) -> dict:
     events = [{"project": "demo", "source": "prod", "event_name": "gpt", "event_type": "model",
                "event_id": f"00000000-0000-4000-8000-{_ID}{i:02d}", "session_id": f"00000000-1111-4000-8000-{_ID}00",
                "config": {"model": "gpt-4o", "provider": "openai", "hyperparameters": {"temperature": 0}},
-               "inputs": {"chat_history": _messages(size // 2 - 300)},
-               "outputs": {"role": "assistant", "content": _text(size // 2 - 300)},
+               "inputs": {"chat_history": _messages(size // 2 - 300, i)},
+               "outputs": {"role": "assistant", "content": _text(size // 2 - 300, i)},
                "start_time": 1767607200000 + i, "end_time": 1767607200500 + i, "duration": 500.0,
                "metrics": {"latency_ms": 500}, "metadata": {"n": i}} for i in range(batch)]
     return {"events": events, "is_single_session": False}
@@ -75,9 +78,9 @@ def _otlp(batch: int, size: int) -> dict:
               "startTimeUnixNano": "1767607200000000000", "endTimeUnixNano": "1767607201250000000",
               "attributes": [attr("gen_ai.operation.name", "chat"), attr("gen_ai.request.model", "gpt-4o-mini"),
                              attr("gen_ai.usage.input_tokens", 120), attr("gen_ai.usage.output_tokens", 80),
-                             attr("gen_ai.prompt.0.role", "user"), attr("gen_ai.prompt.0.content", _text(size // 2 - 300)),
+                             attr("gen_ai.prompt.0.role", "user"), attr("gen_ai.prompt.0.content", _text(size // 2 - 300, i)),
                              attr("gen_ai.completion.0.role", "assistant"),
-                             attr("gen_ai.completion.0.content", _text(size // 2 - 300))]} for i in range(batch)]
+                             attr("gen_ai.completion.0.content", _text(size // 2 - 300, i))]} for i in range(batch)]
     return {"resourceSpans": [{"resource": {"attributes": [attr("service.name", "bench")]},
                                "scopeSpans": [{"scope": {"name": "bench"}, "spans": spans}]}]}
 
