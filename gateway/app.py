@@ -33,7 +33,7 @@ def build_app(config: Config, store: Store | None = None, forward: bool = True) 
     # the ingress inflates bodies itself, bounded by limits.max_decompressed_bytes;
     # aiohttp's own decoding would apply max_body_bytes to the inflated size instead
     app = web.Application(client_max_size=max_body + 1, handler_args={"auto_decompress": False})
-    store = store or open_store(config.store)
+    store = store or open_store(config.store, config.limits.memory_claims)
     state = State(config=config, store=store, pipeline=Pipeline(config, store), auth=Auth(config))
     app[STATE] = state
     app[FORWARDERS] = {}

@@ -55,6 +55,18 @@ async def test_one_event_routed_to_several_backends_is_queued_to_each(store):
         assert [e["n"] for entry in await store.read(name, "A", 10, 0.05, FOREVER) for e in entry.events] == [1]
 
 
+async def test_memory_store_keeps_a_bounded_number_of_claims():
+    """The in-process store forgets its oldest claims past ``max_claims``, so its memory
+    stays bounded however long the dedupe window."""
+    from gateway.store.memory import MemoryStore
+    store = MemoryStore(max_claims=3)
+    assert await accept(store, 1, 2, 3) == [True, True, True]
+    assert await accept(store, 3, 4) == [False, True], "the last three are still claimed"
+    assert await accept(store, 5) == [True]
+    assert len(store._claims) <= 3 + 1
+    assert await accept(store, 1, 5) == [True, False], "the oldest claim was forgotten, the newest kept"
+
+
 async def test_claims_expire_after_the_ttl(store):
     assert await accept(store, 1, ttl=1) == [True]
     assert await accept(store, 1, ttl=1) == [False]

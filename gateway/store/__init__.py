@@ -4,10 +4,10 @@ production; both pass the same test suite."""
 from .base import Backpressure, Entry, Store
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, memory_claims: int = 250_000) -> Store:
     if url == "memory":
         from .memory import MemoryStore
-        return MemoryStore()
+        return MemoryStore(memory_claims)
     from .redis_store import RedisStore
     return RedisStore(url)
 

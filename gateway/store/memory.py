@@ -1,7 +1,9 @@
 """The in-process store: the embedded default, with the same semantics as Redis.
 
 Claims expire in insertion order (the TTL is one constant), so expiry is a walk from
-the front of an ordered dict rather than a scan.
+the front of an ordered dict rather than a scan. The claims are bounded in number too
+(``max_claims``, the most recent kept): the process's memory must not grow with the
+rate of traffic times the dedupe window.
 """
 import asyncio
 import itertools
@@ -23,7 +25,8 @@ class _Queue:
 
 
 class MemoryStore(Store):
-    def __init__(self):
+    def __init__(self, max_claims: int = 250_000):
+        self.max_claims = max_claims
         self._claims: OrderedDict[str, float] = OrderedDict()
         self._queues: dict[str, _Queue] = {}
         self._dead: dict[str, OrderedDict[str, DeadLetter]] = {}
@@ -45,7 +48,7 @@ class MemoryStore(Store):
         claims = self._claims
         while claims:
             key, expiry = next(iter(claims.items()))
-            if expiry > now:
+            if expiry > now and len(claims) <= self.max_claims:
                 break
             del claims[key]
 
