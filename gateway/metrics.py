@@ -106,7 +106,7 @@ class Metrics:
                 self.child(self.rejected, dialect, summary["tenant"]).inc(summary["rejected"])
 
 
-SUMMARY = "rosetta_submit"
+SUMMARY = web.RequestKey("rosetta_submit", dict)  # what ingress accepted, for the request metrics and log
 
 
 def get() -> Metrics:

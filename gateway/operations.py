@@ -18,7 +18,7 @@ delivery_log = logging.getLogger("rosetta.delivery")
 PROBE_TIMEOUT = 2.0
 SYNC_INTERVAL = 1.0
 _QUIET_ROUTES = ("/healthz", "/readyz", "/metrics")
-REQUEST_ID = "rosetta_request_id"
+REQUEST_ID = web.RequestKey("rosetta_request_id", str)
 
 
 async def healthz(request: web.Request) -> web.Response:

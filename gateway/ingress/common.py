@@ -17,6 +17,7 @@ from aiohttp import web
 from mappings.errors import MappingError, check_depth
 from mappings.ingest import Parsed
 
+from .. import metrics
 from ..store import Backpressure
 from .state import STATE
 
@@ -68,10 +69,17 @@ async def read_body(request: web.Request) -> bytes:
     return data
 
 
+def _is_json(header: str) -> bool:
+    if header == "application/json":  # what nearly every SDK sends: no parsing
+        return True
+    ctype = header.partition(";")[0].strip().lower()
+    return ctype in JSON_TYPES or ctype.endswith("+json")
+
+
 async def read_json(request: web.Request) -> Any:
-    ctype = request.content_type
-    if request.headers.get("Content-Type") and ctype not in JSON_TYPES and not ctype.endswith("+json"):
-        raise HttpError(415, f"Content-Type: expected application/json, got {ctype!r}")
+    header = request.headers.get("Content-Type")
+    if header and not _is_json(header):
+        raise HttpError(415, f"Content-Type: expected application/json, got {request.content_type!r}")
     data = await read_body(request)
     try:
         payload = orjson.loads(data)
@@ -121,7 +129,7 @@ async def submit(request: web.Request, tenant, parsed: Parsed) -> list[str | Non
     """Queue the parsed events; per item, None when accepted (new or duplicate) or its error."""
     errors = [str(i) if isinstance(i, MappingError) else None for i in parsed.items]
     events = parsed.events
-    request["rosetta_submit"] = {"tenant": tenant.name, "dialect": events[0]["source"] if events else None,
+    request[metrics.SUMMARY] = {"tenant": tenant.name, "dialect": events[0]["source"] if events else None,
                                  "events": len(errors), "rejected": sum(e is not None for e in errors)}
     await _rate_limit(request, tenant, len(events))
     await request.app[STATE].pipeline.submit(tenant, events)
