@@ -26,10 +26,10 @@ def _encoding():
     return tiktoken.get_encoding(ENCODING)
 
 
-REMEMBERED_TEXT = 8192  # characters; longer texts are counted every time
+REMEMBERED_TEXT = 4096  # characters; longer texts are counted every time (at most ~32 MB held)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=2048)
 def _remembered(text: str) -> int:
     return len(_encoding().encode_ordinary(text))
 
