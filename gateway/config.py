@@ -150,7 +150,7 @@ class Limits(Strict):
     max_decompressed_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     body_timeout: float = Field(30.0, gt=0, description="seconds a client may take to send a request body")
     dedupe_ttl: int = Field(24 * 3600, ge=1)
-    memory_claims: int = Field(250_000, ge=1, description="with the memory store, the most recent event "
+    memory_claims: int = Field(100_000, ge=1, description="with the memory store, the most recent event "
                                "identities kept for dedupe (about 200 bytes each), however young")
 
 

@@ -25,7 +25,7 @@ class _Queue:
 
 
 class MemoryStore(Store):
-    def __init__(self, max_claims: int = 250_000):
+    def __init__(self, max_claims: int = 100_000):
         self.max_claims = max_claims
         self._claims: OrderedDict[str, float] = OrderedDict()
         self._queues: dict[str, _Queue] = {}
