@@ -22,7 +22,7 @@ from gateway.app import build_app
 from gateway.config import Config
 from gateway.store import keys
 from tests.backends import Backend, run_backend
-from tests.processes import ROOT, Gateway, until
+from tests.processes import ROOT, Gateway, RedisServer, free_port, until
 
 LUNARY_KEY = "c9625a97-ec9f-47ad-8e22-8cc32a66c2f6"
 VOKER_KEY = "vk-backend"
@@ -290,6 +290,28 @@ async def test_full_queue_answers_429_and_drops_nothing(redis_url, lunary, aioht
     await lunary.received.wait_until(lambda r: r.count("events") >= 6, timeout=20)
     await drained(redis_url)
     assert_exactly_once(lunary, first_pairs | refused_pairs)
+
+
+async def test_redis_restart_while_a_batch_is_at_the_backend_delivers_it_once(tmp_path, lunary, aiohttp_client):
+    """The backend accepts a batch while Redis is down: the acknowledgement waits for Redis
+    to return instead of leaving the entries pending, to be delivered a second time."""
+    redis = RedisServer(str(tmp_path), free_port(), appendonly=True).start()
+    try:
+        lunary.faults.set(delay=1.5, times=1)
+        app = build_app(Config.model_validate(gateway_config(redis.url, lunary, timeout=10)))
+        client = await aiohttp_client(app)
+        events, pairs = lunary_batch(3)
+        await ingest(client.session, str(client.make_url("")).rstrip("/"), events)
+        await until(lambda: asyncio.sleep(0, lunary.faults.faulted == 1), what="the batch at the backend")
+        redis.kill()
+        await lunary.received.wait_until(lambda r: r.count("events") >= 6, timeout=20)
+        await asyncio.sleep(0.5)  # the acknowledgement fails while Redis is down
+        redis.start()
+        await drained(redis.url)
+        await asyncio.sleep(LEASE["reclaim_idle"] * 2)  # time enough for a re-claim to deliver again
+        assert_exactly_once(lunary, pairs)
+    finally:
+        redis.kill()
 
 
 # (f) graceful shutdown ------------------------------------------------------------

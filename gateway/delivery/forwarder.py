@@ -113,7 +113,12 @@ class Forwarder:
         task = asyncio.ensure_future(work)
         try:
             while not (await asyncio.wait({task}, timeout=self.lease_ttl / 3))[0]:
-                if not await self.store.lease(self.name, self.owner, self.lease_ttl):
+                try:
+                    held = await self.store.lease(self.name, self.owner, self.lease_ttl)
+                except Exception as exc:  # the store is unreachable: so it is for every other replica too
+                    log.warning("forwarder %s: cannot renew the lease (%s); batch kept", self.name, exc)
+                    continue
+                if not held:
                     log.warning("forwarder %s: lease lost mid-batch; leaving it to the new holder", self.name)
                     task.cancel()
                     break
@@ -159,7 +164,23 @@ class Forwarder:
         await self._deliver_all(events)
         if self.assembler is not None:
             await self.assembler.commit()
-        await self.store.ack(self.name, entries)
+        await self._acknowledge(entries)
+
+    async def _acknowledge(self, entries: list[Entry]) -> None:
+        """Acknowledge a delivered batch, retrying while the store is unreachable: an entry
+        left pending would be delivered again once re-claimed."""
+        delay = 0.1
+        while True:
+            try:
+                await self.store.ack(self.name, entries)
+                return
+            except Exception as exc:
+                if self.stopping.is_set():
+                    raise
+                self.stats.last_error = f"acknowledging: {type(exc).__name__}: {exc}"
+                log.warning("forwarder %s: cannot acknowledge %d entries (%s); retrying", self.name, len(entries), exc)
+                await self._sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _deliver_all(self, events: list[dict]) -> None:
         size = self.backend.batch_size
