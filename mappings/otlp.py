@@ -19,6 +19,7 @@ already ends with them (``invoke_agent {name}``), a ``gen_ai.choice`` event's ``
 and the tracer's ``honeyhive_outputs.result`` where it repeats the output message's content.
 """
 import hashlib
+import re
 from typing import Any, Callable, get_args
 
 import orjson
@@ -118,6 +119,14 @@ ROSETTA_GROUPS = {
 }
 
 
+# the attribute prefixes read as groups (none is another's parent), and a pattern that
+# splits a key into (prefix, rest), so that one pass groups a span's attributes
+PREFIXES = ("gen_ai.request", "gen_ai.prompt", "gen_ai.completion", *HONEYHIVE_GROUPS.values(), *ROSETTA_GROUPS.values())
+PREFIXED = re.compile("({})\\.(.*)".format("|".join(map(re.escape, PREFIXES))), re.DOTALL)
+# attribute -> (row, place among the row's sources): the order `_read_table` reads in
+SOURCE_ORDER = {key: (i, j) for i, row in enumerate(ATTRIBUTES) for j, key in enumerate(row.sources)}
+
+
 class _Reading:
     """One span being read, with the attributes and events a reader consumed: the
     attributes left over are kept in metadata, the events in extra."""
@@ -125,11 +134,10 @@ class _Reading:
     def __init__(self, span: dict):
         self.span = span
         self.attributes: dict = span["attributes"]
+        self.get: Callable[[str], Any] = self.attributes.get
+        self.prefixed = _by_prefix(self.attributes)  # prefix -> {rest: value}, for the prefixes present
         self.used: set[str] = set()
         self.used_events: set[int] = set()
-
-    def get(self, key: str) -> Any:
-        return self.attributes.get(key)
 
     def take(self, key: str) -> Any:
         value = self.attributes.get(key)
@@ -137,22 +145,29 @@ class _Reading:
             self.used.add(key)
         return value
 
-    def prefixed(self, prefix: str) -> dict:
-        """Attributes named ``prefix.<rest>``, by rest."""
-        start = prefix + "."
-        return {k[len(start):]: v for k, v in self.attributes.items() if k.startswith(start)}
-
     def use_prefixed(self, prefix: str, rests) -> None:
-        self.used.update(f"{prefix}.{rest}" for rest in rests)
+        self.used.update(map(f"{prefix}.".__add__, rests))
 
     def events(self, *names: str) -> list[tuple[int, dict]]:
-        return [(i, e) for i, e in enumerate(self.span["events"]) if e["name"] in names and i not in self.used_events]
+        events = self.span["events"]
+        if not events:
+            return []
+        return [(i, e) for i, e in enumerate(events) if e["name"] in names and i not in self.used_events]
 
     def leftover_attributes(self) -> dict:
         return {k: v for k, v in self.attributes.items() if k not in self.used}
 
     def leftover_events(self) -> list[dict]:
         return [e for i, e in enumerate(self.span["events"]) if i not in self.used_events]
+
+
+def _by_prefix(attributes: dict) -> dict[str, dict]:
+    """The attributes named ``<prefix>.<rest>``, by prefix (of `PREFIXES`) and rest."""
+    groups: dict[str, dict] = {}
+    for found in filter(None, map(PREFIXED.match, attributes)):
+        prefix, rest = found.groups()
+        groups.setdefault(prefix, {})[rest] = attributes[found.string]
+    return groups
 
 
 # ---- small conversions ---------------------------------------------------------------
@@ -178,7 +193,8 @@ def _unflatten(flat: dict, field: str) -> Any:
     root: dict = {}
     for key, value in flat.items():
         node = root
-        *parents, leaf = key.split(".")
+        parents = key.split(".")
+        leaf = parents.pop()
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
@@ -189,12 +205,17 @@ def _unflatten(flat: dict, field: str) -> Any:
     return _lists(root)
 
 
-def _lists(node: Any) -> Any:
-    if not isinstance(node, dict):
-        return node
-    out = {k: _lists(v) for k, v in node.items()}
-    if out and all(k.isdecimal() for k in out):
-        by_index = {int(k): v for k, v in out.items()}
+def _lists(node: dict) -> dict | list:
+    """Objects whose keys are the indexes 0..n-1 as lists, all the way down."""
+    out = dict(node)
+    for key, value in out.items():
+        if isinstance(value, dict):
+            out[key] = _lists(value)
+    if out and all(map(str.isdecimal, out)):
+        indexes = list(map(int, out))
+        if indexes == list(range(len(indexes))):
+            return list(out.values())
+        by_index = dict(zip(indexes, out.values()))
         if sorted(by_index) == list(range(len(by_index))):
             return [by_index[i] for i in range(len(by_index))]
     return out
@@ -212,16 +233,22 @@ def _put(event: dict, target: str, value: Any) -> None:
 
 
 def _read_table(reading: _Reading, event: dict) -> None:
-    for row in ATTRIBUTES:
-        present = [k for k in row.sources if reading.get(k) is not None]
-        if not present:
+    """Each row from its first source present; its sources that repeat that value are consumed."""
+    read: dict[int, Any] = {}  # row -> the value it was filled from
+    for key in sorted(reading.attributes.keys() & SOURCE_ORDER.keys(), key=SOURCE_ORDER.get):
+        index, _ = SOURCE_ORDER[key]
+        value = reading.get(key)
+        if value is None:
             continue
-        value = reading.get(present[0])
-        try:
-            _put(event, row.target, CONVERTERS[row.convert](value))
-        except MappingError as exc:
-            raise MappingError(f"attributes.{present[0]}", exc.problem) from None
-        reading.used.update(k for k in present if reading.get(k) == value)
+        if index not in read:
+            read[index] = value
+            row = ATTRIBUTES[index]
+            try:
+                _put(event, row.target, CONVERTERS[row.convert](value))
+            except MappingError as exc:
+                raise MappingError(f"attributes.{key}", exc.problem) from None
+        if value == read[index]:
+            reading.used.add(key)
 
 
 # ---- messages ------------------------------------------------------------------------
@@ -272,17 +299,22 @@ def _from_parts(msg: dict) -> dict:
 def _from_flat(msg: dict) -> dict:
     """A message of the older per-index attributes or message events (tool_calls as a list)."""
     out = dict(msg)
-    calls = _loads(out.pop("tool_calls", None))
+    calls = _loads(out.pop("tool_calls")) if "tool_calls" in out else None
     if isinstance(calls, list) and calls:
         out["tool_calls"] = [_tool_call(c) for c in calls]
     return messages.normalize_message(out)
 
 
 def _message_list(value: Any, convert: Callable[[dict], dict]) -> list | None:
-    value = _loads(value)
-    if not isinstance(value, list) or not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in value):
+    if value is None:
         return None
-    return [convert(m) for m in value]
+    value = _loads(value)
+    if not isinstance(value, list):
+        return None
+    for message in value:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            return None
+    return list(map(convert, value))
 
 
 def _one_or_list(items: list) -> Any:
@@ -290,7 +322,10 @@ def _one_or_list(items: list) -> Any:
 
 
 def _system_instructions(reading: _Reading) -> list:
-    parts = _loads(reading.get("gen_ai.system_instructions"))
+    value = reading.get("gen_ai.system_instructions")
+    if value is None:
+        return []
+    parts = _loads(value)
     if isinstance(parts, str):
         parts = [{"type": "text", "content": parts}]
     if not isinstance(parts, list) or not parts:
@@ -307,7 +342,7 @@ def _json_messages(reading: _Reading, key: str) -> list | None:
 
 
 def _indexed_messages(reading: _Reading, prefix: str) -> list | None:
-    flat = reading.prefixed(prefix)
+    flat = reading.prefixed.get(prefix)
     if not flat:
         return None
     found = _message_list(_unflatten(flat, f"attributes.{prefix}"), _from_flat)
@@ -393,13 +428,14 @@ def _kind(reading: _Reading) -> tuple[str, str | None]:
     GenAI operation; a span naming a model is an llm call, anything else a chain."""
     event_type = reading.take("honeyhive_event_type")
     if event_type is not None:
-        if event_type not in honeyhive.KINDS:
+        if not isinstance(event_type, str) or event_type not in honeyhive.KINDS:
             raise MappingError("attributes.honeyhive_event_type", "expected one of model, tool, chain, session")
         return honeyhive.KINDS[event_type], event_type
-    if reading.get("rosetta.kind") in CANONICAL_KINDS:
+    kind = reading.get("rosetta.kind")
+    if isinstance(kind, str) and kind in CANONICAL_KINDS:
         return reading.take("rosetta.kind"), None
     operation = reading.get("gen_ai.operation.name")
-    if operation in OPERATION_KINDS:
+    if isinstance(operation, str) and operation in OPERATION_KINDS:
         return OPERATION_KINDS[reading.take("gen_ai.operation.name")], None
     if any(reading.get(k) is not None for k in MODEL_HINTS):
         return "llm", None
@@ -427,10 +463,12 @@ def _honeyhive(reading: _Reading, event: dict, event_type: str | None) -> None:
     """The tracer's flattened objects, mapped as the JSON HoneyHive records are."""
     record = {}
     for key, prefix in HONEYHIVE_GROUPS.items():
-        flat = reading.prefixed(prefix)
+        flat = reading.prefixed.get(prefix)
         if flat:
             record[key] = _unflatten(flat, f"attributes.{prefix}")
             reading.use_prefixed(prefix, _tracer_copies(key, record, flat))
+    if not record:
+        return
     try:
         if "config" in record:
             config: dict = {}
@@ -514,12 +552,13 @@ def span_to_canonical(span: dict) -> dict:
         named = reading.get(key)
         if named is not None and (event["name"] == named or event["name"].endswith(f" {named}")):
             reading.take(key)
-    params = {k: v for k, v in reading.prefixed("gen_ai.request").items() if k != "model"}
+    params = dict(reading.prefixed.get("gen_ai.request", ()))
+    params.pop("model", None)
     reading.use_prefixed("gen_ai.request", params)
     event["params"] = {PARAM_NAMES.get(k, k): v for k, v in params.items()}
     _honeyhive(reading, event, event_type)
     for target, prefix in ROSETTA_GROUPS.items():
-        flat = reading.prefixed(prefix)
+        flat = reading.prefixed.get(prefix)
         if flat:
             reading.use_prefixed(prefix, flat)
             event[target] = {**(event[target] or {}), **flat}
@@ -539,7 +578,8 @@ def span_to_canonical(span: dict) -> dict:
         event["user_id"] = event["user_props"]["user_id"]
     event["metadata"] = {**reading.leftover_attributes(), **event["metadata"]}
     event["extra"] = {**_span_extra(span, reading), **event["extra"]}
-    event["raw"] = {k: v for k, v in span.items() if k != "path"}
+    event["raw"] = raw = dict(span)
+    raw.pop("path", None)
     return event
 
 

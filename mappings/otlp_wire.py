@@ -17,7 +17,7 @@ attributes, and an exporter's unknown JSON keys (OTLP says receivers ignore them
 import base64
 import binascii
 import math
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
@@ -39,7 +39,6 @@ STATUS_CODES = tuple(Status.StatusCode.keys())
 ID_KEYS = ("traceId", "spanId", "parentSpanId")
 _INT64 = (-(2**63), 2**63)
 _JSON_DOUBLES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-_ANY_KEYS = ("stringValue", "boolValue", "intValue", "doubleValue", "arrayValue", "kvlistValue", "bytesValue")
 
 
 def _status_class():
@@ -71,10 +70,6 @@ def decode_request(body: bytes, content_type: str) -> list[dict | MappingError]:
     if kind == JSON or kind.endswith("+json"):
         return _json_spans(body)
     raise MappingError("Content-Type", f"expected {PROTOBUF} or {JSON}, got {content_type!r}")
-
-
-def _span_dict(path: str, resource: dict, scope: str, **fields: Any) -> dict:
-    return {**fields, "resource": resource, "scope": scope, "path": path}
 
 
 # ---- protobuf in ---------------------------------------------------------------
@@ -112,25 +107,25 @@ def _proto_enum(names: tuple[str, ...], value: int, field: str) -> str:
 def _proto_span(span: Span, resource: dict, scope: str, path: str) -> dict:
     if not span.start_time_unix_nano:
         raise MappingError("startTimeUnixNano", "required: a non-zero time")
-    return _span_dict(
-        path, resource, scope,
-        trace_id=_proto_id(span.trace_id, 16, "traceId"),
-        span_id=_proto_id(span.span_id, 8, "spanId"),
-        parent_span_id=_proto_id(span.parent_span_id, 8, "parentSpanId", required=False),
-        trace_state=span.trace_state,
-        name=span.name,
-        kind=_proto_enum(SPAN_KINDS, span.kind, "kind"),
-        start_ns=span.start_time_unix_nano,
-        end_ns=span.end_time_unix_nano,
-        attributes=_proto_attributes(span.attributes),
-        events=[{"name": e.name, "time_ns": e.time_unix_nano, "attributes": _proto_attributes(e.attributes)}
-                for e in span.events],
-        links=[{"trace_id": _proto_id(link.trace_id, 16, f"links[{i}].traceId"),
-                "span_id": _proto_id(link.span_id, 8, f"links[{i}].spanId"),
-                "trace_state": link.trace_state, "attributes": _proto_attributes(link.attributes)}
-               for i, link in enumerate(span.links)],
-        status={"code": _proto_enum(STATUS_CODES, span.status.code, "status.code"), "message": span.status.message},
-    )
+    return {
+        "trace_id": _proto_id(span.trace_id, 16, "traceId"),
+        "span_id": _proto_id(span.span_id, 8, "spanId"),
+        "parent_span_id": _proto_id(span.parent_span_id, 8, "parentSpanId", required=False),
+        "trace_state": span.trace_state,
+        "name": span.name,
+        "kind": _proto_enum(SPAN_KINDS, span.kind, "kind"),
+        "start_ns": span.start_time_unix_nano,
+        "end_ns": span.end_time_unix_nano,
+        "attributes": _proto_attributes(span.attributes),
+        "events": [{"name": e.name, "time_ns": e.time_unix_nano, "attributes": _proto_attributes(e.attributes)}
+                   for e in span.events],
+        "links": [{"trace_id": _proto_id(link.trace_id, 16, f"links[{i}].traceId"),
+                   "span_id": _proto_id(link.span_id, 8, f"links[{i}].spanId"),
+                   "trace_state": link.trace_state, "attributes": _proto_attributes(link.attributes)}
+                  for i, link in enumerate(span.links)],
+        "status": {"code": _proto_enum(STATUS_CODES, span.status.code, "status.code"), "message": span.status.message},
+        "resource": resource, "scope": scope, "path": path,
+    }
 
 
 def _proto_spans(body: bytes) -> list[dict | MappingError]:
@@ -164,79 +159,130 @@ def _get(node: dict, key: str, kind: type, default: Any) -> Any:
     return value
 
 
-def _json_int(value: Any, field: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
+def _json_int(value: Any, field: str = "") -> int:
+    if isinstance(value, str):
+        if value.isascii():
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, float) and value.is_integer():
+    elif isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.isascii():
-        try:
-            return int(value)
-        except ValueError:
-            pass
     raise MappingError(field, f"expected an integer (a number or a decimal string), got {value!r:.40}")
 
 
-def _json_double(value: Any, field: str) -> float:
+def _json_double(value: Any, field: str = "") -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if value in _JSON_DOUBLES:
+    if isinstance(value, str) and value in _JSON_DOUBLES:
         return _JSON_DOUBLES[value]
     raise MappingError(field, f"expected a number, got {value!r:.40}")
 
 
-def _json_value(value: Any, field: str) -> Any:
-    """An OTLP/JSON AnyValue as a plain value; ``{}`` (no value set) is None."""
-    if value is None or value == {}:
-        return None
+def _placed(read: Callable[[Any], Any], value: Any, field: str) -> Any:
+    """``read(value)``, an error it raises placed under ``field``."""
+    try:
+        return read(value)
+    except MappingError as exc:
+        raise exc.within(field) from None
+
+
+def _json_value(value: Any) -> Any:
+    """An OTLP/JSON AnyValue as a plain value; ``{}`` (no value set) is None. An error
+    names its field inside the value, and the caller places it."""
     if not isinstance(value, dict):
-        raise MappingError(field, "expected an AnyValue object")
-    present = [k for k in _ANY_KEYS if k in value]
+        if value is None:
+            return None
+        raise MappingError("", "expected an AnyValue object")
+    text = value.get("stringValue")
+    if isinstance(text, str) and len(value) == 1:
+        return text
+    present = value.keys() & _ANY_READERS.keys()
     if len(present) != 1:
-        raise MappingError(field, f"expected exactly one of {', '.join(_ANY_KEYS)}")
-    key = present[0]
-    inner, where = value[key], f"{field}.{key}"
-    if key == "stringValue" and isinstance(inner, str):
+        if not value:
+            return None
+        raise MappingError("", f"expected exactly one of {', '.join(_ANY_READERS)}")
+    key = present.pop()
+    return _placed(_ANY_READERS[key], value[key], key)
+
+
+def _json_bool(inner: Any) -> bool:
+    if isinstance(inner, bool):
         return inner
-    if key == "boolValue" and isinstance(inner, bool):
+    raise _wrong_type(inner)
+
+
+def _json_string(inner: Any) -> str:
+    if isinstance(inner, str):
         return inner
-    if key == "intValue":
-        return _json_int(inner, where)
-    if key == "doubleValue":
-        return _json_double(inner, where)
-    if key == "bytesValue" and isinstance(inner, str):
+    raise _wrong_type(inner)
+
+
+def _json_bytes(inner: Any) -> str:
+    if not isinstance(inner, str):
+        raise _wrong_type(inner)
+    try:
+        base64.b64decode(inner, validate=True)
+    except binascii.Error:
+        raise MappingError("", "expected base64 text") from None
+    return inner
+
+
+def _json_array(inner: Any) -> list:
+    if not isinstance(inner, dict):
+        raise _wrong_type(inner)
+    values = inner.get("values") or []
+    if not isinstance(values, list):
+        raise MappingError("values", "expected an array")
+    out = []
+    for i, value in enumerate(values):
         try:
-            base64.b64decode(inner, validate=True)
-        except binascii.Error:
-            raise MappingError(where, "expected base64 text") from None
-        return inner
-    if key == "arrayValue" and isinstance(inner, dict):
-        values = inner.get("values") or []
-        if not isinstance(values, list):
-            raise MappingError(f"{where}.values", "expected an array")
-        return [_json_value(v, f"{where}.values[{i}]") for i, v in enumerate(values)]
-    if key == "kvlistValue" and isinstance(inner, dict):
-        return _json_attributes(inner.get("values"), f"{where}.values")
-    raise MappingError(where, f"wrong type {type(inner).__name__}")
+            out.append(_json_value(value))
+        except MappingError as exc:
+            raise exc.within(f"values[{i}]") from None
+    return out
 
 
-def _json_attributes(pairs: Any, field: str) -> dict:
+def _json_kvlist(inner: Any) -> dict:
+    if not isinstance(inner, dict):
+        raise _wrong_type(inner)
+    return _placed(_json_attributes, inner.get("values"), "values")
+
+
+def _wrong_type(inner: Any) -> MappingError:
+    return MappingError("", f"wrong type {type(inner).__name__}")
+
+
+_ANY_READERS: dict[str, Callable[[Any], Any]] = {
+    "stringValue": _json_string, "boolValue": _json_bool, "intValue": _json_int, "doubleValue": _json_double,
+    "arrayValue": _json_array, "kvlistValue": _json_kvlist, "bytesValue": _json_bytes,
+}
+
+
+def _json_attributes(pairs: Any) -> dict:
+    """Key-value pairs as a dict; an error names its field from the array on (``[2].key``)."""
     if pairs is None:
         return {}
     if not isinstance(pairs, list):
-        raise MappingError(field, "expected an array of key-value objects")
+        raise MappingError("", "expected an array of key-value objects")
     out = {}
     for i, pair in enumerate(pairs):
-        if not isinstance(pair, dict) or not isinstance(pair.get("key"), str):
-            raise MappingError(f"{field}[{i}].key", "required: a string")
-        out[pair["key"]] = _json_value(pair.get("value"), f"{field}[{i}].value")
+        key = pair.get("key") if isinstance(pair, dict) else None
+        if not isinstance(key, str):
+            raise MappingError(f"[{i}].key", "required: a string")
+        try:
+            out[key] = _json_value(pair.get("value"))
+        except MappingError as exc:
+            raise exc.within(f"[{i}].value") from None
     return out
 
 
 def _json_id(value: Any, size: int, field: str, required: bool = True) -> str | None:
-    if value in (None, "") and not required:
-        return None
     if not isinstance(value, str) or len(value) != 2 * size:
+        if value in (None, "") and not required:
+            return None
         raise MappingError(field, f"required: {2 * size} hex digits")
     try:
         raw = bytes.fromhex(value)
@@ -244,10 +290,10 @@ def _json_id(value: Any, size: int, field: str, required: bool = True) -> str | 
         raw = b""
     if len(raw) != size:
         raise MappingError(field, f"invalid hex {value[:40]!r}")
-    if not any(raw) and not required:
-        return None
     if not any(raw):
-        raise MappingError(field, "must not be all zero")
+        if required:
+            raise MappingError(field, "must not be all zero")
+        return None
     return raw.hex()
 
 
@@ -268,7 +314,7 @@ def _json_event(event: Any, field: str) -> dict:
     if not isinstance(name, str):
         raise MappingError(f"{field}.name", "expected a string")
     return {"name": name, "time_ns": _json_int(event.get("timeUnixNano") or 0, f"{field}.timeUnixNano"),
-            "attributes": _json_attributes(event.get("attributes"), f"{field}.attributes")}
+            "attributes": _placed(_json_attributes, event.get("attributes"), f"{field}.attributes")}
 
 
 def _json_link(link: Any, field: str) -> dict:
@@ -277,7 +323,13 @@ def _json_link(link: Any, field: str) -> dict:
     return {"trace_id": _json_id(link.get("traceId"), 16, f"{field}.traceId"),
             "span_id": _json_id(link.get("spanId"), 8, f"{field}.spanId"),
             "trace_state": link.get("traceState") or "",
-            "attributes": _json_attributes(link.get("attributes"), f"{field}.attributes")}
+            "attributes": _placed(_json_attributes, link.get("attributes"), f"{field}.attributes")}
+
+
+def _json_items(node: dict, key: str, read: Callable[[Any, str], dict]) -> list[dict]:
+    """An optional array member, each item read with its place (``events[2]``)."""
+    items = _get(node, key, list, [])
+    return [read(item, f"{key}[{i}]") for i, item in enumerate(items)] if items else []
 
 
 def _json_span(span: Any, resource: dict, scope: str, path: str) -> dict:
@@ -287,27 +339,29 @@ def _json_span(span: Any, resource: dict, scope: str, path: str) -> dict:
     if not start:
         raise MappingError("startTimeUnixNano", "required: a non-zero time")
     status = _get(span, "status", dict, {})
-    for key in ("name", "traceState"):
-        if not isinstance(span.get(key) or "", str):
-            raise MappingError(key, "expected a string")
-    if not isinstance(status.get("message") or "", str):
+    name, trace_state = span.get("name") or "", span.get("traceState") or ""
+    if not isinstance(name, str):
+        raise MappingError("name", "expected a string")
+    if not isinstance(trace_state, str):
+        raise MappingError("traceState", "expected a string")
+    message = status.get("message") or ""
+    if not isinstance(message, str):
         raise MappingError("status.message", "expected a string")
-    return _span_dict(
-        path, resource, scope,
-        trace_id=_json_id(span.get("traceId"), 16, "traceId"),
-        span_id=_json_id(span.get("spanId"), 8, "spanId"),
-        parent_span_id=_json_id(span.get("parentSpanId"), 8, "parentSpanId", required=False),
-        trace_state=span.get("traceState") or "",
-        name=span.get("name") or "",
-        kind=_json_enum(span.get("kind"), SPAN_KINDS, "kind"),
-        start_ns=start,
-        end_ns=_json_int(span.get("endTimeUnixNano") or 0, "endTimeUnixNano"),
-        attributes=_json_attributes(span.get("attributes"), "attributes"),
-        events=[_json_event(e, f"events[{i}]") for i, e in enumerate(_get(span, "events", list, []))],
-        links=[_json_link(link, f"links[{i}]") for i, link in enumerate(_get(span, "links", list, []))],
-        status={"code": _json_enum(status.get("code"), STATUS_CODES, "status.code"),
-                "message": status.get("message") or ""},
-    )
+    return {
+        "trace_id": _json_id(span.get("traceId"), 16, "traceId"),
+        "span_id": _json_id(span.get("spanId"), 8, "spanId"),
+        "parent_span_id": _json_id(span.get("parentSpanId"), 8, "parentSpanId", required=False),
+        "trace_state": trace_state,
+        "name": name,
+        "kind": _json_enum(span.get("kind"), SPAN_KINDS, "kind"),
+        "start_ns": start,
+        "end_ns": _json_int(span.get("endTimeUnixNano") or 0, "endTimeUnixNano"),
+        "attributes": _placed(_json_attributes, span.get("attributes"), "attributes"),
+        "events": _json_items(span, "events", _json_event),
+        "links": _json_items(span, "links", _json_link),
+        "status": {"code": _json_enum(status.get("code"), STATUS_CODES, "status.code"), "message": message},
+        "resource": resource, "scope": scope, "path": path,
+    }
 
 
 def _json_spans(body: bytes) -> list[dict | MappingError]:
@@ -324,7 +378,8 @@ def _json_spans(body: bytes) -> list[dict | MappingError]:
         try:
             if not isinstance(resource_spans, dict):
                 raise MappingError("", "expected an object")
-            resource = _json_attributes(_get(resource_spans, "resource", dict, {}).get("attributes"), "resource.attributes")
+            resource = _placed(_json_attributes, _get(resource_spans, "resource", dict, {}).get("attributes"),
+                              "resource.attributes")
             scopes = _get(resource_spans, "scopeSpans", list, [])
         except MappingError as exc:
             raise exc.within(rpath) from None

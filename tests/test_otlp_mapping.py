@@ -473,6 +473,11 @@ def test_honeyhive_token_metrics_and_bad_values() -> None:
     assert bad.field == "resourceSpans[0].scopeSpans[0].spans[0].attributes.gen_ai.usage.input_tokens"
     late = one_span(("gen_ai.request.model", {"stringValue": "m"}))
     assert late["kind"] == "llm" and late["ended_at"] == "2026-11-23T12:47:01.353Z"
+    assert "expected a number" in str(one_span(("x", {"doubleValue": []})))
+    for key in ("rosetta.kind", "gen_ai.operation.name"):
+        listed = one_span((key, {"arrayValue": {"values": [{"stringValue": "llm"}]}}))
+        assert listed["kind"] == "chain", "a list where a name belongs is kept, not a crash"
+    assert "honeyhive_event_type" in str(one_span(("honeyhive_event_type", {"arrayValue": {"values": []}})))
 
 
 def test_message_parts_survive_a_trip_through_otlp() -> None:
