@@ -5,12 +5,12 @@ after the first rounds instead of growing with every round. The transient peak i
 bounded by the body limit: a 5 MB body of 200,000 tiny invalid events costs about
 230 MB while its 200,000 per-event errors are built and answered."""
 import gzip
-import threading
 
 import aiohttp
 import psutil
 import yaml
 
+from tests.perf.bench import Sampler
 from tests.processes import Gateway, free_port
 
 KEY = "pk-memory"
@@ -28,28 +28,6 @@ def bad_bodies() -> list[tuple[bytes, dict]]:
         (b'{"events": [{"event": "start", "type": "llm", "runId": "\xff\xfe' + b"\xc3" * (4 * MB) + b'"}]}',
          json_type),
     ]
-
-
-class PeakRss:
-    """Samples a process's RSS every 20 ms in a thread."""
-
-    def __init__(self, pid: int):
-        self.process = psutil.Process(pid)
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def __enter__(self) -> "PeakRss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 async def test_rounds_of_bad_input_leave_memory_where_it_was(tmp_path):
@@ -74,13 +52,13 @@ async def test_rounds_of_bad_input_leave_memory_where_it_was(tmp_path):
 
             statuses = await one_round() | await one_round()  # the allocator's pools reach their size
             settled = process.memory_info().rss
-            with PeakRss(gateway.pid) as sampler:
+            with Sampler(lambda: process.memory_info().rss, interval=0.02) as sampler:
                 for _ in range(ROUNDS - 2):
                     statuses |= await one_round()
-            after = process.memory_info().rss
+            after, peak = process.memory_info().rss, sampler.peak()
     finally:
         gateway.stop()
     assert statuses <= {200, 400, 413}, statuses
     assert 200 in statuses and 400 in statuses and 413 in statuses
     assert after - settled < 40 * MB, f"RSS grew {(after - settled) / MB:.0f} MB over {ROUNDS - 2} rounds"
-    assert sampler.peak - settled < 400 * MB, f"peak {(sampler.peak - settled) / MB:.0f} MB above the settled RSS"
+    assert peak - settled < 400 * MB, f"peak {(peak - settled) / MB:.0f} MB above the settled RSS"

@@ -82,7 +82,8 @@ class Forwarder:
             while not self.stopping.is_set():
                 try:
                     if not await self.store.lease(self.name, self.owner, self.lease_ttl):
-                        ahead = await _dropped(ahead)
+                        await _dropped(ahead)
+                        ahead = None
                         await self._sleep(self.lease_ttl / 3)
                         continue
                     await self._sweep()
@@ -98,7 +99,8 @@ class Forwarder:
                 except _Stopping:
                     break
                 except Exception as exc:
-                    ahead = await _dropped(ahead)
+                    await _dropped(ahead)
+                    ahead = None
                     self.stats.last_error = f"{type(exc).__name__}: {exc}"
                     log.exception("forwarder %s: store error, retrying", self.name)
                     await self._sleep(1.0)

@@ -125,10 +125,12 @@ class Server:
 
 
 class Sampler:
-    """Samples a server's RSS every 50 ms in a thread; `peak()` since the last `reset()`."""
+    """Samples an RSS reading (``rss()``, bytes) every ``interval`` seconds in a thread;
+    `peak()` since the last `reset()`."""
 
-    def __init__(self, server: Server):
-        self.server = server
+    def __init__(self, rss, interval: float = 0.05):
+        self.rss = rss
+        self.interval = interval
         self._peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -142,20 +144,20 @@ class Sampler:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self._peak = max(self._peak, self.server.rss())
+        while not self._stop.wait(self.interval):
+            self._peak = max(self._peak, self.rss())
 
     def reset(self) -> None:
-        self._peak = self.server.rss()
+        self._peak = self.rss()
 
     def peak(self) -> int:
-        return max(self._peak, self.server.rss())
+        return max(self._peak, self.rss())
 
 
 def load(server: Server, spec: dict, extra: list[Server] = ()) -> dict:
     """One load run in its own process; adds the server's CPU (cores) and peak RSS (MB)."""
     spec = {"url": server.url, "key": KEY, **spec}
-    with Sampler(server) as sampler:
+    with Sampler(server.rss) as sampler:
         proc = subprocess.Popen([sys.executable, "-m", "tests.perf.load", orjson.dumps(spec).decode()],
                                 stdout=subprocess.PIPE, text=True)
         result, begun = None, None
