@@ -9,7 +9,13 @@ them: 3 tokens per message plus its content, plus 3 priming the reply.
 Counts are remembered per message text (bounded, short texts only): a system prompt
 repeats on every call of an application, and a conversation resends its whole history
 on every turn, so most of a prompt has been counted before.
+
+A call is counted once, on the event that ends it, as the Lunary server counts: a
+``start`` carries no usage of its own (its prompt is remembered until the ``end``), so
+usage summed over a stream counts each call once, and a call whose ``end`` reports usage
+costs no count at all.
 """
+from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
 
@@ -59,20 +65,53 @@ def _estimate(prompt: int | None, completion: int | None) -> dict:
 
 
 def with_usage(event: dict) -> dict:
-    """The event with estimated usage where an LLM call reported none (a copy, if changed)."""
-    if event["kind"] != "llm" or event.get("usage"):
+    """A ``complete`` LLM event with estimated usage where it reported none (a copy, if changed)."""
+    if event["kind"] != "llm" or event["phase"] != "complete" or event.get("usage"):
         return event
-    phase = event["phase"]
-    if phase == "complete":
-        usage = _estimate(count(event.get("input")), count(event.get("output")))
-    elif phase == "start":
-        usage = _estimate(count(event.get("input")), None)
-    elif phase == "end":
-        usage = _estimate(None, count(event.get("output")))
-    else:
-        return event
-    return {**event, "usage": usage}
+    return {**event, "usage": _estimate(count(event.get("input")), count(event.get("output")))}
 
 
-def with_usage_all(events: list[dict]) -> list[dict]:
-    return [with_usage(event) for event in events]
+class Estimator:
+    """Usage for a stream of events, each LLM call estimated once, on its ``end``: the
+    prompt from its ``start`` (remembered, bounded by runs and characters; a prompt
+    forgotten, or never seen, leaves ``prompt_tokens`` null), the completion from the
+    ``end`` itself. An ``end`` that reports usage, or an ``error``, just forgets the prompt."""
+
+    def __init__(self, max_runs: int = 4096, max_chars: int = 8_000_000):
+        self.max_runs, self.max_chars = max_runs, max_chars
+        self._prompts: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
+        self._chars = 0
+
+    def events(self, events: list[dict]) -> list[dict]:
+        return [self.event(event) for event in events]
+
+    def event(self, event: dict) -> dict:
+        if event["kind"] != "llm":
+            return event
+        phase = event["phase"]
+        if phase == "complete":
+            return with_usage(event)
+        key = (event.get("tenant"), event["run_id"])
+        if phase == "start":
+            if not event.get("usage") and event.get("input") is not None:
+                self._remember(key, event["input"])
+            return event
+        prompt = self._forget(key)
+        if phase != "end" or event.get("usage"):
+            return event
+        return {**event, "usage": _estimate(None if prompt is None else count(prompt), count(event.get("output")))}
+
+    def _remember(self, key: tuple, prompt: Any) -> None:
+        self._forget(key)
+        size = len(orjson.dumps(prompt, default=str))
+        self._prompts[key] = (prompt, size)
+        self._chars += size
+        while self._prompts and (len(self._prompts) > self.max_runs or self._chars > self.max_chars):
+            self._chars -= self._prompts.popitem(last=False)[1][1]
+
+    def _forget(self, key: tuple) -> Any:
+        held = self._prompts.pop(key, None)
+        if held is None:
+            return None
+        self._chars -= held[1]
+        return held[0]

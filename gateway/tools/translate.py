@@ -61,13 +61,13 @@ def translate(source: str, target: str, body: bytes, options: dict[str, Any],
     """(the target's requests — or JSONL bytes for a jsonl target —, the errors of items that did not map)."""
     parsed = parse(source, body, content_type)
     errors = [str(i) for i in parsed.items if isinstance(i, MappingError)]
-    events = []
+    events, estimator = [], enrich.Estimator()
     for event in parsed.events:
         event["tenant"] = TENANT
         event["id"] = identity(TENANT, event)
         if event.get("raw") is not None and event["source"] != target:
             event["raw"] = None
-        events.append(enrich.with_usage(event))
+        events.append(estimator.event(event))
     if target == "jsonl":
         return jsonl.encode_lines(events), errors
     if target in RECORD_DIALECTS:

@@ -154,8 +154,20 @@ class Sampler:
         return max(self._peak, self.rss())
 
 
+def delivered(server: Server) -> float:
+    """Events the gateway's backends accepted so far (its /metrics), or nan for the ceiling."""
+    if not hasattr(server, "archive"):
+        return float("nan")
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(float(line.rpartition(" ")[2]) for line in text.splitlines()
+               if line.startswith("rosetta_delivery_delivered_total{"))
+
+
 def load(server: Server, spec: dict, extra: list[Server] = ()) -> dict:
-    """One load run in its own process; adds the server's CPU (cores) and peak RSS (MB)."""
+    """One load run in its own process; adds the server's CPU (cores), peak RSS (MB) and
+    the events its backends accepted per second in the same window (``delivered``): an
+    ingest rate that delivery does not keep up with is a backlog growing, not a rate."""
     spec = {"url": server.url, "key": KEY, **spec}
     with Sampler(server.rss) as sampler:
         proc = subprocess.Popen([sys.executable, "-m", "tests.perf.load", orjson.dumps(spec).decode()],
@@ -165,17 +177,19 @@ def load(server: Server, spec: dict, extra: list[Server] = ()) -> dict:
             line = line.strip()
             if line == "go":
                 sampler.reset()
-                begun = (time.monotonic(), server.cpu(), [s.cpu() for s in extra])
+                begun = (time.monotonic(), server.cpu(), [s.cpu() for s in extra], delivered(server))
             elif line == "done" and begun:
                 wall = time.monotonic() - begun[0]
                 cpu = (server.cpu() - begun[1]) / wall
                 cpu_extra = [(s.cpu() - c) / wall for s, c in zip(extra, begun[2])]
+                rate = (delivered(server) - begun[3]) / wall
                 peak = sampler.peak()
             elif line.startswith("{"):
                 result = orjson.loads(line)
         if proc.wait() != 0 or result is None:
             raise RuntimeError(f"load generator failed against {server.name}")
-    result.update(cpu=cpu, rss=peak / MB, cpu_extra=cpu_extra)
+    result.update(cpu=cpu, rss=peak / MB, cpu_extra=cpu_extra, delivered=rate,
+                  sustained=result["eps"] if rate != rate else min(result["eps"], rate))
     return result
 
 
@@ -234,13 +248,14 @@ def header(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-ROW = "{:<6} {:<10} {:<10} {:>9} {:>6} {:>7} {:>6} {:>7} {:>6} {:>5} {:>6} {:>6} {:>6}"
-COLUMNS = ("round", "target", "payload", "events/s", "xceil", "p50 ms", "xceil", "p99 ms", "xceil",
+ROW = "{:<6} {:<10} {:<10} {:>9} {:>6} {:>9} {:>7} {:>6} {:>7} {:>6} {:>5} {:>6} {:>6} {:>6}"
+COLUMNS = ("round", "target", "payload", "events/s", "xceil", "acked/s", "p50 ms", "xceil", "p99 ms", "xceil",
            "cpu%", "xceil", "rssMB", "xceil")
 
 
 def row(label: str, target: str, kind: str, r: dict, base: dict) -> None:
-    print(ROW.format(label, target, kind, f"{r['eps']:,.0f}", ratio(r["eps"], base["eps"]),
+    print(ROW.format(label, target, kind, f"{r['sustained']:,.0f}", ratio(r["sustained"], base["sustained"]),
+                     f"{r['eps']:,.0f}",
                      f"{r['p50'] * 1e3:.2f}", ratio(r["p50"], base["p50"]), f"{r['p99'] * 1e3:.2f}",
                      ratio(r["p99"], base["p99"]), f"{r['cpu'] * 100:.0f}", ratio(r["cpu"], base["cpu"]),
                      f"{r['rss']:.0f}", ratio(r["rss"], base["rss"])), flush=True)
@@ -250,7 +265,7 @@ def row(label: str, target: str, kind: str, r: dict, base: dict) -> None:
 
 
 def median(results: list[dict]) -> dict:
-    keys = ("eps", "rps", "p50", "p99", "cpu", "rss")
+    keys = ("sustained", "eps", "rps", "p50", "p99", "cpu", "rss")
     out = {k: statistics.median(r[k] for r in results) for k in keys}
     out["rss"] = max(r["rss"] for r in results)
     out["statuses"] = {}
@@ -316,20 +331,22 @@ def ingest_rounds(s: Settings, servers: dict[str, Server], res: Results, redis: 
 
 
 def half_load(s: Settings, servers: dict[str, Server], res: Results) -> None:
-    rps = median(res.ingest[("memory", "lunary")])["rps"]
-    rate = max(10.0, rps / 2)
-    header(f"latency at half of max throughput: lunary, open loop at {rate:,.0f} requests/s "
-           f"(half the memory store's max); added = p99 minus the ceiling's p99 at the same rate")
-    print("{:<10} {:>9} {:>8} {:>8} {:>12} {:>6}".format("target", "events/s", "p50 ms", "p99 ms", "added p99 ms", "cpu%"))
-    for target in ("ceiling", "memory", "redis"):
-        result = load(servers[target], {"kind": "lunary", "duration": s.duration, "warmup": s.warmup,
-                                        "concurrency": 256, "rate": rate, "start": 50})
-        truncate(servers[target])
-        res.half[target] = result
-        added = result["p99"] - res.half["ceiling"]["p99"]
-        print("{:<10} {:>9} {:>8.2f} {:>8.2f} {:>12.2f} {:>6.0f}".format(
-            target, f"{result['eps']:,.0f}", result["p50"] * 1e3, result["p99"] * 1e3, added * 1e3,
-            result["cpu"] * 100), flush=True)
+    header("latency at half of max throughput: lunary, open loop at half of each store's own sustained "
+           "maximum; added = p99 minus the ceiling's p99 at the same rate")
+    print("{:<10} {:>9} {:>9} {:>8} {:>8} {:>12} {:>6}".format(
+        "target", "req/s", "events/s", "p50 ms", "p99 ms", "added p99 ms", "cpu%"))
+    for store in ("memory", "redis"):
+        events_per_request = res.ingest[(store, "lunary")][0]["eps"] / res.ingest[(store, "lunary")][0]["rps"]
+        rate = max(10.0, median(res.ingest[(store, "lunary")])["sustained"] / events_per_request / 2)
+        for target in ("ceiling", store):
+            result = load(servers[target], {"kind": "lunary", "duration": s.duration, "warmup": s.warmup,
+                                            "concurrency": 256, "rate": rate, "start": 50})
+            truncate(servers[target])
+            res.half[(store, target)] = result
+            added = result["p99"] - res.half[(store, "ceiling")]["p99"]
+            print("{:<10} {:>9,.0f} {:>9} {:>8.2f} {:>8.2f} {:>12.2f} {:>6.0f}".format(
+                target, rate, f"{result['sustained']:,.0f}", result["p50"] * 1e3, result["p99"] * 1e3, added * 1e3,
+                result["cpu"] * 100), flush=True)
 
 
 def _count(backend: Server) -> dict:
@@ -385,8 +402,8 @@ def workers(s: Settings, workdir: Path, res: Results) -> None:
             server.stop()
         res.workers[count] = result
         print("{:<8} {:>9} {:>8.2f} {:>8.2f} {:>6.0f} {:>7.0f} {:>8}".format(
-            count, f"{result['eps']:,.0f}", result["p50"] * 1e3, result["p99"] * 1e3, result["cpu"] * 100,
-            result["rss"], ratio(result["eps"], res.workers[1]["eps"])), flush=True)
+            count, f"{result['sustained']:,.0f}", result["p50"] * 1e3, result["p99"] * 1e3, result["cpu"] * 100,
+            result["rss"], ratio(result["sustained"], res.workers[1]["sustained"])), flush=True)
 
 
 def growth(s: Settings, servers: dict[str, Server], res: Results) -> None:
@@ -408,17 +425,16 @@ def growth(s: Settings, servers: dict[str, Server], res: Results) -> None:
 def targets(res: Results) -> None:
     header("targets")
     lunary = {t: median(res.ingest[(t, "lunary")]) for t in ("ceiling", "memory", "redis")}
-    ratios = {t: min(median(res.ingest[(t, k)])["eps"] / median(res.ingest[("ceiling", k)])["eps"]
+    ratios = {t: min(median(res.ingest[(t, k)])["sustained"] / median(res.ingest[("ceiling", k)])["sustained"]
                      for k in {k for (_, k) in res.ingest}) for t in ("memory", "redis")}
-    added = res.half["memory"]["p99"] - res.half["ceiling"]["p99"]
-    added_redis = res.half["redis"]["p99"] - res.half["ceiling"]["p99"]
+    added, added_redis = (res.half[(t, t)]["p99"] - res.half[(t, "ceiling")]["p99"] for t in ("memory", "redis"))
     rss = max([r["rss"] for (t, _), rs in res.ingest.items() if t != "ceiling" for r in rs]
               + [d["rss_down"] for d in res.drain.values()] + [r["rss"] for r in res.workers.values()])
     checks = [
         ("ingest, memory store >= 0.35x ceiling events/s (worst payload)", ratios["memory"] >= 0.35,
-         f"{ratios['memory']:.2f}x (lunary {lunary['memory']['eps']:,.0f} vs {lunary['ceiling']['eps']:,.0f})"),
+         f"{ratios['memory']:.2f}x (lunary {lunary['memory']['sustained']:,.0f} vs {lunary['ceiling']['sustained']:,.0f})"),
         ("ingest, Redis store >= 0.2x ceiling events/s (worst payload)", ratios["redis"] >= 0.2,
-         f"{ratios['redis']:.2f}x (lunary {lunary['redis']['eps']:,.0f})"),
+         f"{ratios['redis']:.2f}x (lunary {lunary['redis']['sustained']:,.0f})"),
         ("backlog drain >= 20,000 events/s", min(d["eps"] for d in res.drain.values()) >= 20_000,
          ", ".join(f"{k} {d['eps']:,.0f}" for k, d in res.drain.items())),
         ("p99 added latency < 10 ms at half max throughput", max(added, added_redis) < 0.010,

@@ -1,0 +1,80 @@
+"""Token usage estimates: one per LLM call, on the event that ends it."""
+from gateway.enrich import Estimator, count
+from mappings.canonical import new_event
+
+PROMPT = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "What is the capital of France?"}]
+REPLY = {"role": "assistant", "content": "Paris, the capital and largest city of France."}
+REPORTED = {"prompt_tokens": 12, "completion_tokens": 3, "cached_prompt_tokens": None, "total_tokens": 15,
+            "estimated": False}
+
+
+def llm(phase: str, run_id: str, tenant: str = "acme", **fields) -> dict:
+    event = new_event("lunary", "llm", phase, run_id, "2026-01-05T10:00:00.000Z")
+    event.update(tenant=tenant, **fields)
+    return event
+
+
+def test_counts_are_cl100k_chat_counts() -> None:
+    assert count("hello world") == 2
+    assert count([{"role": "user", "content": "hello world"}]) == 3 + 3 + 2
+
+
+def test_a_call_without_usage_is_counted_once_on_its_end_from_the_prompt_its_start_carried() -> None:
+    estimator = Estimator()
+    start = estimator.event(llm("start", "r1", input=PROMPT))
+    end = estimator.event(llm("end", "r1", output=REPLY))
+    assert start["usage"] is None
+    assert end["usage"] == {"prompt_tokens": count(PROMPT), "completion_tokens": count(REPLY),
+                            "cached_prompt_tokens": None, "total_tokens": count(PROMPT) + count(REPLY),
+                            "estimated": True}
+    assert (count(PROMPT), count(REPLY)) == (20, 16)
+
+
+def test_a_reported_usage_is_kept_and_forgets_the_prompt() -> None:
+    estimator = Estimator()
+    estimator.event(llm("start", "r1", input=PROMPT))
+    assert estimator.event(llm("end", "r1", output=REPLY, usage=dict(REPORTED)))["usage"] == REPORTED
+    again = estimator.event(llm("end", "r1", output=REPLY))
+    assert again["usage"]["prompt_tokens"] is None, "the prompt was forgotten with the call's end"
+
+
+def test_an_error_ends_the_call_without_an_estimate() -> None:
+    estimator = Estimator()
+    estimator.event(llm("start", "r1", input=PROMPT))
+    assert estimator.event(llm("error", "r1", error={"message": "rate limited"}))["usage"] is None
+    assert estimator.event(llm("end", "r1", output=REPLY))["usage"]["prompt_tokens"] is None
+
+
+def test_an_end_whose_start_was_never_seen_counts_its_completion_only() -> None:
+    usage = Estimator().event(llm("end", "r9", output=REPLY))["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["estimated"]) == (None, count(REPLY), True)
+
+
+def test_runs_are_told_apart_by_tenant() -> None:
+    estimator = Estimator()
+    estimator.event(llm("start", "r1", tenant="a", input=PROMPT))
+    assert estimator.event(llm("end", "r1", tenant="b", output=REPLY))["usage"]["prompt_tokens"] is None
+    assert estimator.event(llm("end", "r1", tenant="a", output=REPLY))["usage"]["prompt_tokens"] == count(PROMPT)
+
+
+def test_remembered_prompts_are_bounded_by_runs_and_by_size() -> None:
+    by_runs = Estimator(max_runs=2)
+    for run in ("r1", "r2", "r3"):
+        by_runs.event(llm("start", run, input=PROMPT))
+    assert by_runs.event(llm("end", "r1", output=REPLY))["usage"]["prompt_tokens"] is None
+    assert by_runs.event(llm("end", "r3", output=REPLY))["usage"]["prompt_tokens"] == count(PROMPT)
+
+    by_size = Estimator(max_chars=300)
+    by_size.event(llm("start", "big", input=[{"role": "user", "content": "x" * 400}]))
+    by_size.event(llm("start", "small", input=PROMPT))
+    assert by_size.event(llm("end", "big", output=REPLY))["usage"]["prompt_tokens"] is None
+    assert by_size.event(llm("end", "small", output=REPLY))["usage"]["prompt_tokens"] == count(PROMPT)
+
+
+def test_a_complete_call_is_counted_from_both_sides_and_other_kinds_are_left_alone() -> None:
+    estimator = Estimator()
+    usage = estimator.event(llm("complete", "r1", input=PROMPT, output=REPLY))["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (count(PROMPT), count(REPLY))
+    tool = new_event("lunary", "tool", "end", "t1", "2026-01-05T10:00:00.000Z")
+    tool["output"] = "42"
+    assert estimator.event(tool) is tool and tool["usage"] is None
