@@ -96,8 +96,10 @@ class Estimator:
             if not event.get("usage") and event.get("input") is not None:
                 self._remember(key, event["input"])
             return event
+        if phase not in ("end", "error"):
+            return event
         prompt = self._forget(key)
-        if phase != "end" or event.get("usage"):
+        if phase == "error" or event.get("usage"):
             return event
         return {**event, "usage": _estimate(None if prompt is None else count(prompt), count(event.get("output")))}
 

@@ -78,3 +78,11 @@ def test_a_complete_call_is_counted_from_both_sides_and_other_kinds_are_left_alo
     tool = new_event("lunary", "tool", "end", "t1", "2026-01-05T10:00:00.000Z")
     tool["output"] = "42"
     assert estimator.event(tool) is tool and tool["usage"] is None
+
+
+def test_other_phases_of_a_call_keep_its_prompt() -> None:
+    estimator = Estimator()
+    estimator.event(llm("start", "r1", input=PROMPT))
+    estimator.event(llm("feedback", "r1", feedback={"thumbs": "up"}))
+    assert estimator.event(llm("end", "r1", output=REPLY))["usage"]["prompt_tokens"] == count(PROMPT)
+
