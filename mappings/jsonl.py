@@ -6,4 +6,4 @@ SHAPE = "stream"
 
 
 def encode_lines(events: list[dict]) -> bytes:
-    return b"".join(orjson.dumps(e) + b"\n" for e in events)
+    return b"".join([orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in events])

@@ -19,8 +19,16 @@ def _format(dt: datetime) -> str:
 _EPOCH = datetime(1970, 1, 1)
 
 
+_last_second = [-1, ""]  # the second most recently formatted: events of a batch share it
+
+
 def from_ms(ms: float) -> str:
     """Exact to the millisecond over the whole range (no float division by 1000)."""
+    if type(ms) is int and _MIN_MS <= ms <= _MAX_MS:
+        second, millis = divmod(ms, 1000)
+        if second != _last_second[0]:
+            _last_second[:] = second, (_EPOCH + timedelta(seconds=second)).isoformat()
+        return f"{_last_second[1]}.{millis:03d}Z"
     if not _MIN_MS <= ms <= _MAX_MS:
         raise MappingError("", f"epoch milliseconds out of range: {ms!r}")
     return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
@@ -63,7 +71,8 @@ def to_ns(iso: str) -> int:
 
 
 def from_ns(ns: int) -> str:
-    return from_ms(ns / 1_000_000)
+    """Truncated to the millisecond, as `from_ms` truncates a fraction."""
+    return from_ms(ns // 1_000_000 if type(ns) is int else ns / 1_000_000)
 
 
 def now_iso() -> str:
