@@ -88,6 +88,17 @@ async def test_backpressure_raises_and_claims_nothing(store):
     assert await accept(store, 3, 4, bound=3) == [True, True], "the refused events were not claimed"
 
 
+async def test_concurrent_accepts_each_get_their_own_answer(store):
+    """Requests handled together (the Redis store sends their accepts in one round trip)
+    still claim, queue and refuse one by one, in the order they came."""
+    answers = await asyncio.gather(accept(store, 1, 2), accept(store, 2, 3), accept(store, 1, 4),
+                                   accept(store, 5, 6, 7, bound=6), accept(store, 8), return_exceptions=True)
+    assert answers[:3] == [[True, True], [False, True], [False, True]]
+    assert isinstance(answers[3], Backpressure), "4 queued + 3 > 6: this request alone is refused"
+    assert answers[4] == [True]
+    assert sorted(events_of(await drain(store))) == [1, 2, 3, 4, 8]
+
+
 async def test_read_then_ack_empties_the_queue(store):
     await accept(store, 1, 2)
     await accept(store, 3)
@@ -214,6 +225,38 @@ async def test_queued_and_pending_entries_survive_a_redis_crash_with_appendonly(
         assert await after.dead_count(BACKEND) == 1
     finally:
         await after.close()
+
+
+async def test_accepting_recovers_when_redis_lost_its_scripts(redis_url):
+    store = RedisStore(redis_url)
+    try:
+        assert await accept(store, 1) == [True]
+        await store.redis.script_flush()
+        assert await asyncio.gather(accept(store, 1, 2), accept(store, 3)) == [[False, True], [True]]
+        assert events_of(await drain(store)) == [1, 2, 3]
+    finally:
+        await store.close()
+
+
+async def test_accepts_fail_together_while_redis_is_away_and_work_once_it_is_back(start_redis):
+    server = start_redis(appendonly=True)
+    store = RedisStore(server.url)
+    try:
+        assert await accept(store, 1) == [True]
+        server.kill()
+        answers = await asyncio.gather(accept(store, 2), accept(store, 3), return_exceptions=True)
+        assert all(isinstance(a, Exception) and not isinstance(a, Backpressure) for a in answers), answers
+        server.start()
+        assert await eventually(lambda: _accepted(store, 2)) == [True]
+    finally:
+        await store.close()
+
+
+async def _accepted(store, n):
+    try:
+        return await accept(store, n)
+    except Exception:
+        return None
 
 
 async def test_reading_recovers_when_redis_lost_the_consumer_group(redis_server, redis_url):

@@ -5,11 +5,12 @@ hashes. Several Rosetta instances share one Redis.
 Keys are built inside the Lua script from the prefix in `keys`, so this targets a
 single Redis (or a replica set), not Redis Cluster.
 """
+import asyncio
 import time
 
 import orjson
 import redis.asyncio as redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from . import keys
 from .base import Backpressure, DeadLetter, Entry, Store
@@ -84,6 +85,8 @@ class RedisStore(Store):
         self._lease = self.redis.register_script(_LEASE)
         self._ack = self.redis.register_script(_ACK)
         self._groups: set[str] = set()
+        self._waiting: list[tuple[list, asyncio.Future]] = []  # accepts for the next round trip
+        self._sending: set[asyncio.Task] = set()
 
     async def close(self):
         await self.redis.aclose()
@@ -106,10 +109,43 @@ class RedisStore(Store):
         for backend, indexes in by_backend.items():
             args.extend((backend, bounds.get(backend, 1 << 50), len(indexes)))
             args.extend(indexes)
-        result = await self._accept(args=args)
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((args, future))
+        if len(self._waiting) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+        result = await future
         if result and result[0] == -1:
             raise Backpressure(result[1].decode())
         return [bool(flag) for flag in result]
+
+    def _flush(self) -> None:
+        """The accepts of requests handled in one turn of the event loop share one round
+        trip (a pipeline of script calls, each still atomic on its own)."""
+        batch, self._waiting = self._waiting, []
+        task = asyncio.ensure_future(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[list, asyncio.Future]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for args, _ in batch:
+            pipe.evalsha(self._accept.sha, 0, *args)
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # the connection failed: no answer for anyone
+            results = [exc] * len(batch)
+        for (args, future), result in zip(batch, results):
+            if isinstance(result, NoScriptError):  # Redis restarted or was flushed: load it again
+                try:
+                    result = await self._accept(args=args)
+                except Exception as exc:
+                    result = exc
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
 
     async def _ensure_group(self, backend: str) -> None:
         if backend in self._groups:
