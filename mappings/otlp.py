@@ -190,6 +190,16 @@ def _dumps(value: Any) -> str:
 
 def _unflatten(flat: dict, field: str) -> Any:
     """``{"a.0.b": 1}`` -> ``{"a": [{"b": 1}]}``: the HoneyHive tracer's flattening undone."""
+    rows: dict[str, dict] = {}  # the common shape first: every key "<index>.<name>"
+    for key, value in flat.items():
+        index, dot, name = key.partition(".")
+        if not dot or "." in name or not index.isdecimal():
+            return _unflatten_paths(flat, field)
+        rows.setdefault(index, {})[name] = value
+    return _lists(rows)
+
+
+def _unflatten_paths(flat: dict, field: str) -> Any:
     root: dict = {}
     for key, value in flat.items():
         node = root

@@ -19,16 +19,19 @@ def _format(dt: datetime) -> str:
 _EPOCH = datetime(1970, 1, 1)
 
 
-_last_second = [-1, ""]  # the second most recently formatted: events of a batch share it
+_SECONDS: dict[int, str] = {}  # seconds lately formatted: a batch's events share a few
 
 
 def from_ms(ms: float) -> str:
     """Exact to the millisecond over the whole range (no float division by 1000)."""
     if type(ms) is int and _MIN_MS <= ms <= _MAX_MS:
         second, millis = divmod(ms, 1000)
-        if second != _last_second[0]:
-            _last_second[:] = second, (_EPOCH + timedelta(seconds=second)).isoformat()
-        return f"{_last_second[1]}.{millis:03d}Z"
+        text = _SECONDS.get(second)
+        if text is None:
+            if len(_SECONDS) >= 1024:
+                _SECONDS.clear()
+            text = _SECONDS[second] = (_EPOCH + timedelta(seconds=second)).isoformat()
+        return f"{text}.{millis:03d}Z"
     if not _MIN_MS <= ms <= _MAX_MS:
         raise MappingError("", f"epoch milliseconds out of range: {ms!r}")
     return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
