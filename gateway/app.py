@@ -33,7 +33,7 @@ def build_app(config: Config, store: Store | None = None, forward: bool = True) 
     # the ingress inflates bodies itself, bounded by limits.max_decompressed_bytes;
     # aiohttp's own decoding would apply max_body_bytes to the inflated size instead
     app = web.Application(client_max_size=max_body + 1, handler_args={"auto_decompress": False})
-    store = store or open_store(config.store, config.limits.memory_claims)
+    store = store or open_store(config.store, config.limits.memory_claims, config.limits.memory_queue_bytes)
     state = State(config=config, store=store, pipeline=Pipeline(config, store), auth=Auth(config))
     app[STATE] = state
     app[FORWARDERS] = {}
@@ -66,7 +66,7 @@ def start_forwarder(app: web.Application, backend: Backend) -> Forwarder:
     state = app[STATE]
     delivery = state.config.delivery
     forwarder = Forwarder(backend, state.store, app[DELIVERY_SESSION], lease_ttl=delivery.lease_ttl,
-                          reclaim_idle=delivery.reclaim_idle)
+                          reclaim_idle=delivery.reclaim_idle, linger=delivery.linger)
     forwarder.listeners = app[DELIVERY_LISTENERS]
     app[FORWARDERS][backend.name] = forwarder
     app[FORWARDER_TASKS][backend.name] = asyncio.create_task(forwarder.run(), name=f"forward:{backend.name}")

@@ -152,6 +152,8 @@ class Limits(Strict):
     dedupe_ttl: int = Field(24 * 3600, ge=1)
     memory_claims: int = Field(100_000, ge=1, description="with the memory store, the most recent event "
                                "identities kept for dedupe (about 200 bytes each), however young")
+    memory_queue_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="with the memory store, the bytes "
+                                    "of serialized events one backend's queue holds before ingress answers 429/503")
 
 
 class Delivery(Strict):
@@ -160,6 +162,8 @@ class Delivery(Strict):
     lease_ttl: float = Field(10.0, gt=0, description="seconds a dead holder keeps a backend's lease")
     reclaim_idle: float | None = Field(None, gt=0, description="seconds before another replica re-claims "
                                        "a dead holder's unacknowledged entries (default: lease_ttl)")
+    linger: float = Field(0.05, ge=0, le=5, description="seconds a forwarder waits after a batch that was not "
+                          "full, so that a trickle of events is read and sent in batches, not one by one")
 
 
 class Config(Strict):

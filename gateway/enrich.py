@@ -72,10 +72,11 @@ def with_usage(event: dict) -> dict:
 
 
 class Estimator:
-    """Usage for a stream of events, each LLM call estimated once, on its ``end``: the
-    prompt from its ``start`` (remembered, bounded by runs and characters; a prompt
-    forgotten, or never seen, leaves ``prompt_tokens`` null), the completion from the
-    ``end`` itself. An ``end`` that reports usage, or an ``error``, just forgets the prompt."""
+    """Usage for a forwarder's events, each LLM call estimated once: a ``complete`` record
+    from its own input and output; a start/end stream's call on its ``end``, from the
+    prompt its ``start`` carried (remembered, bounded by runs and characters; a prompt
+    forgotten, or never seen, leaves ``prompt_tokens`` null) and the completion the ``end``
+    carries. An ``end`` that reports usage, or an ``error``, just forgets the prompt."""
 
     def __init__(self, max_runs: int = 4096, max_chars: int = 8_000_000):
         self.max_runs, self.max_chars = max_runs, max_chars

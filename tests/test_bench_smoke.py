@@ -18,5 +18,5 @@ def test_quick_bench_prints_every_section():
     for target in ("ceiling", "memory", "redis"):
         assert f" {target} " in out
     assert "otlp" in out, "OTLP is measured or says why not"
-    assert out.count("PASS") + out.count("FAIL") == 5
+    assert out.count("PASS") + out.count("FAIL") == 6
     assert "! only" not in out, "the drain lost events"

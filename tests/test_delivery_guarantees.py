@@ -403,3 +403,25 @@ async def test_a_lunary_batch_and_a_voker_event_sent_twice_are_delivered_once(re
         await drained(redis_url, "voker")
         assert_exactly_once(lunary, expected)
         assert voker.received.count("events") == 1
+
+
+@pytest.mark.parametrize("linger, most_requests", [(0.0, None), (0.4, 3)])
+async def test_a_trickle_of_events_is_sent_in_batches_after_the_linger(redis_url, lunary, aiohttp_client,
+                                                                        linger, most_requests):
+    config = gateway_config(redis_url, lunary)
+    config["delivery"] = {**LEASE, "linger": linger}
+    client = await aiohttp_client(build_app(Config.model_validate(config)))
+    base = str(client.make_url("")).rstrip("/")
+    expected = set()
+    for _ in range(8):
+        events, pairs = lunary_batch(1)
+        expected |= pairs
+        await ingest(client.session, base, events)
+        await asyncio.sleep(0.05)
+    await lunary.received.wait_until(lambda r: r.count("events") >= len(expected), timeout=20)
+    await drained(redis_url)
+    assert_exactly_once(lunary, expected)
+    if most_requests is None:
+        assert lunary.faults.requests >= 6, "without a linger, each request's events go out on their own"
+    else:
+        assert lunary.faults.requests <= most_requests, f"{lunary.faults.requests} requests for 8 trickled batches"

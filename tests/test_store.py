@@ -67,6 +67,42 @@ async def test_memory_store_keeps_a_bounded_number_of_claims():
     assert await accept(store, 1, 5) == [True, False], "the oldest claim was forgotten, the newest kept"
 
 
+async def test_memory_store_bounds_a_queue_in_bytes_and_reads_a_few_megabytes_at_a_time(monkeypatch):
+    """Past ``max_queue_bytes`` of serialized events a backend's queue refuses (claiming
+    nothing) until entries are acknowledged; one entry is always let into an empty queue."""
+    from gateway.store import memory
+    store = memory.MemoryStore(max_queue_bytes=4096)
+
+    async def put(n: int, size: int = 1500) -> list[bool]:
+        return await store.accept([f"c{n}"], [{"n": n, "text": "x" * size}], [[BACKEND]], {}, 60)
+
+    assert [await put(1), await put(2)] == [[True], [True]]
+    with pytest.raises(Backpressure):
+        await put(3)
+    first = await store.read(BACKEND, "A", 1, 0.05, None)
+    await store.ack(BACKEND, first)
+    assert await put(3) == [True], "the refused event was not claimed, and there is room again"
+    await store.ack(BACKEND, await drain(store))
+    assert await put(4, size=10_000) == [True], "an empty queue takes one entry of any size"
+
+    monkeypatch.setattr(memory, "READ_BYTES", 3000)
+    store = memory.MemoryStore()
+    for n in range(5, 9):
+        await store.accept([f"c{n}"], [{"n": n, "text": "y" * 1000}], [[BACKEND]], {}, 60)
+    sizes = [len(entries) for entries in [await store.read(BACKEND, "A", 100, 0.05, None) for _ in range(3)]]
+    assert sizes == [3, 1, 0], "a read stops once it holds READ_BYTES"
+
+
+async def test_every_reader_gets_its_own_copy_of_the_events(store):
+    event = {"id": "e1", "n": 1, "nested": {"k": "v"}}
+    assert await store.accept(["c1"], [event], [[BACKEND, "other"]], {}, 60) == [True]
+    event["nested"]["k"] = "changed after queueing"
+    (mine,) = await store.read(BACKEND, "A", 10, 0.05, None)
+    mine.events[0]["nested"]["k"] = "changed by one forwarder"
+    (theirs,) = await store.read("other", "A", 10, 0.05, None)
+    assert theirs.events == [{"id": "e1", "n": 1, "nested": {"k": "v"}}]
+
+
 async def test_claims_expire_after_the_ttl(store):
     assert await accept(store, 1, ttl=1) == [True]
     assert await accept(store, 1, ttl=1) == [False]

@@ -44,7 +44,8 @@ class Stats:
 
 class Forwarder:
     def __init__(self, backend: Backend, store: Store, session: aiohttp.ClientSession | None,
-                 lease_ttl: float = 10.0, read_count: int = 200, reclaim_idle: float | None = None):
+                 lease_ttl: float = 10.0, read_count: int = 200, reclaim_idle: float | None = None,
+                 linger: float = 0.0):
         self.backend = backend
         self.name = backend.name
         self.store = store
@@ -52,6 +53,7 @@ class Forwarder:
         self.lease_ttl = lease_ttl
         self.reclaim_idle = reclaim_idle or lease_ttl
         self.read_count = read_count
+        self.linger = linger
         self.breaker = Breaker(backend.retry)
         self.stats = Stats()
         self.listeners: list = []
@@ -88,9 +90,12 @@ class Forwarder:
                         entries, ahead = await ahead, None
                     else:
                         entries = await self.store.read(self.name, self.owner, self.read_count, 0.5, self._reclaim())
-                    if entries:
+                    if len(entries) >= self.read_count:  # a backlog: read the next batch while this one is sent
                         ahead = asyncio.ensure_future(self.store.read(self.name, self.owner, self.read_count, 0.5, None))
+                    if entries:
                         await self._holding_lease(self.process(entries))
+                    if 0 < len(entries) < self.read_count and self.linger:
+                        await self._sleep(self.linger)  # a trickle: let the next batch gather
                 except asyncio.CancelledError:
                     raise
                 except _Stopping:

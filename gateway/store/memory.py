@@ -4,29 +4,51 @@ Claims expire in insertion order (the TTL is one constant), so expiry is a walk 
 the front of an ordered dict rather than a scan. The claims are bounded in number too
 (``max_claims``, the most recent kept): the process's memory must not grow with the
 rate of traffic times the dedupe window.
+
+Queued events are kept serialized, as in Redis: a third of the memory of the objects,
+a size known to the byte, and every reader gets its own copy. A backend's queue is
+bounded in bytes (``max_queue_bytes``, counted until acknowledged) as well as in
+events, and a read stops at ``READ_BYTES``, so a batch in hand stays a few megabytes
+however large the events.
 """
 import asyncio
 import itertools
 import time
 from collections import OrderedDict, deque
 
+import orjson
+
 from .base import Backpressure, DeadLetter, Entry, Store
+
+READ_BYTES = 4 * 1024 * 1024
+
+
+class _Packed:
+    __slots__ = ("id", "blob", "count", "attempts")
+
+    def __init__(self, entry_id: str, blob: bytes, count: int):
+        self.id, self.blob, self.count, self.attempts = entry_id, blob, count, 0
+
+    def entry(self) -> Entry:
+        return Entry(self.id, orjson.loads(self.blob), self.attempts)
 
 
 class _Queue:
-    __slots__ = ("entries", "pending", "events", "wakeup", "owner")
+    __slots__ = ("entries", "pending", "events", "bytes", "wakeup", "owner")
 
     def __init__(self):
-        self.entries: deque[tuple[Entry, float]] = deque()
-        self.pending: dict[str, tuple[Entry, float, str]] = {}
+        self.entries: deque[tuple[_Packed, float]] = deque()
+        self.pending: dict[str, tuple[_Packed, float, str]] = {}
         self.events = 0
+        self.bytes = 0
         self.wakeup = asyncio.Event()
         self.owner: tuple[str, float] | None = None
 
 
 class MemoryStore(Store):
-    def __init__(self, max_claims: int = 100_000):
+    def __init__(self, max_claims: int = 100_000, max_queue_bytes: int = 64 * 1024 * 1024):
         self.max_claims = max_claims
+        self.max_queue_bytes = max_queue_bytes
         self._claims: OrderedDict[str, float] = OrderedDict()
         self._queues: dict[str, _Queue] = {}
         self._dead: dict[str, OrderedDict[str, DeadLetter]] = {}
@@ -55,38 +77,44 @@ class MemoryStore(Store):
     async def accept(self, claims, events, routes, bounds, ttl):
         now = time.monotonic()
         self._expire(now)
-        wanted: dict[str, int] = {}
-        for targets in routes:
+        packed = [orjson.dumps(event) for event in events]
+        wanted: dict[str, list[int]] = {}  # backend -> (events, bytes), before dedupe: an upper bound
+        for targets, blob in zip(routes, packed):
             for backend in targets:
-                wanted[backend] = wanted.get(backend, 0) + 1
-        for backend, count in wanted.items():
-            if self._queue(backend).events + count > bounds.get(backend, 1 << 62):
+                counts = wanted.setdefault(backend, [0, 0])
+                counts[0] += 1
+                counts[1] += len(blob) + 1
+        for backend, (count, size) in wanted.items():
+            queue = self._queue(backend)
+            if (queue.events + count > bounds.get(backend, 1 << 62)
+                    or queue.bytes and queue.bytes + size > self.max_queue_bytes):
                 raise Backpressure(backend)
         new = []
-        per_backend: dict[str, list[dict]] = {}
+        per_backend: dict[str, list[bytes]] = {}
         seen = self._claims
-        for key, event, targets in zip(claims, events, routes):
+        for key, blob, targets in zip(claims, packed, routes):
             if key in seen:
                 new.append(False)
                 continue
             seen[key] = now + ttl
             new.append(True)
             for backend in targets:
-                per_backend.setdefault(backend, []).append(event)
-        for backend, batch in per_backend.items():
-            self._push(backend, Entry(self._next_id(), batch))
+                per_backend.setdefault(backend, []).append(blob)
+        for backend, blobs in per_backend.items():
+            self._push(backend, b"[" + b",".join(blobs) + b"]", len(blobs))
         return new
 
-    def _push(self, backend: str, entry: Entry) -> None:
+    def _push(self, backend: str, blob: bytes, count: int) -> None:
         queue = self._queue(backend)
-        queue.entries.append((entry, time.time()))
-        queue.events += len(entry.events)
+        queue.entries.append((_Packed(self._next_id(), blob, count), time.time()))
+        queue.events += count
+        queue.bytes += len(blob)
         queue.wakeup.set()
 
     async def read(self, backend, consumer, count, block, reclaim_idle):
         queue = self._queue(backend)
         now = time.monotonic()
-        out = []
+        out: list[_Packed] = []
         for entry_id, (entry, taken, _) in list(queue.pending.items()) if reclaim_idle is not None else ():
             if now - taken >= reclaim_idle:
                 entry.attempts += 1
@@ -98,17 +126,21 @@ class MemoryStore(Store):
                 await asyncio.wait_for(queue.wakeup.wait(), block)
             except asyncio.TimeoutError:
                 return []
-        while queue.entries and len(out) < count:
+        size = sum(len(entry.blob) for entry in out)
+        while queue.entries and len(out) < count and (not out or size < READ_BYTES):
             entry, _ = queue.entries.popleft()
             queue.pending[entry.id] = (entry, now, consumer)
             out.append(entry)
-        return out
+            size += len(entry.blob)
+        return [entry.entry() for entry in out]
 
     async def ack(self, backend, entries):
         queue = self._queue(backend)
         for entry in entries:
-            if queue.pending.pop(entry.id, None) is not None:
-                queue.events -= len(entry.events)
+            held = queue.pending.pop(entry.id, None)
+            if held is not None:
+                queue.events -= held[0].count
+                queue.bytes -= len(held[0].blob)
 
     async def depth(self, backend):
         return self._queue(backend).events
@@ -150,7 +182,7 @@ class MemoryStore(Store):
     async def replay_dead(self, backend, ids):
         letters = self._take_dead(backend, ids)
         if letters:
-            self._push(backend, Entry(self._next_id(), [letter.event for letter in letters]))
+            self._push(backend, orjson.dumps([letter.event for letter in letters]), len(letters))
         return len(letters)
 
     async def dead_count(self, backend):

