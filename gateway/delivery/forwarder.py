@@ -90,12 +90,15 @@ class Forwarder:
                         entries, ahead = await ahead, None
                     else:
                         entries = await self.store.read(self.name, self.owner, self.read_count, 0.5, self._reclaim())
-                    if len(entries) >= self.read_count:  # a backlog: read the next batch while this one is sent
+                    # a backlog (at least a backend batch in hand): read the next while this one is sent;
+                    # a trickle: let the next batch gather for `linger` after this one
+                    backlog = sum(len(entry.events) for entry in entries) >= self.backend.batch_size
+                    if backlog:
                         ahead = asyncio.ensure_future(self.store.read(self.name, self.owner, self.read_count, 0.5, None))
                     if entries:
                         await self._holding_lease(self.process(entries))
-                    if 0 < len(entries) < self.read_count and self.linger:
-                        await self._sleep(self.linger)  # a trickle: let the next batch gather
+                    if entries and not backlog and self.linger:
+                        await self._sleep(self.linger)
                 except asyncio.CancelledError:
                     raise
                 except _Stopping:

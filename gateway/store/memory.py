@@ -8,7 +8,7 @@ rate of traffic times the dedupe window.
 Queued events are kept serialized, as in Redis: a third of the memory of the objects,
 a size known to the byte, and every reader gets its own copy. A backend's queue is
 bounded in bytes (``max_queue_bytes``, counted until acknowledged) as well as in
-events, and a read stops at ``READ_BYTES``, so a batch in hand stays a few megabytes
+events, and a read stops at ``READ_BYTES``, so a batch in hand stays some megabytes
 however large the events.
 """
 import asyncio
@@ -20,7 +20,7 @@ import orjson
 
 from .base import Backpressure, DeadLetter, Entry, Store
 
-READ_BYTES = 4 * 1024 * 1024
+READ_BYTES = 16 * 1024 * 1024
 
 
 class _Packed:
