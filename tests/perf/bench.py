@@ -415,12 +415,12 @@ def growth(s: Settings, servers: dict[str, Server], res: Results) -> None:
     header("cost of growth: lunary, memory store vs ceiling, by batch size (1 KB events) and event size (batches of 10)")
     print(ROW.format("", "target", "shape", *COLUMNS[3:]))
     shapes = [(1, 1024), (10, 1024), (100, 1024), (10, 10 * 1024), (10, 100 * 1024)]
-    for batch, size in shapes:
+    for number, (batch, size) in enumerate(shapes):
         base = None
         for target in ("ceiling", "memory"):
             result = load(servers[target], {"kind": "lunary", "batch": batch, "size": size,
                                             "duration": s.growth_duration, "warmup": s.warmup,
-                                            "concurrency": s.concurrency, "start": 80})
+                                            "concurrency": s.concurrency, "start": 80 + number})
             truncate(servers[target])
             base = base or result
             res.growth.append((batch, size, target, result))
