@@ -188,8 +188,10 @@ class Forwarder:
                 delay = min(delay * 2, 2.0)
 
     async def _deliver_all(self, events: list[dict]) -> None:
-        """A backend batch at a time: usage estimated, sent, refusals dead-lettered; the
-        event loop serves requests between batches, so a large read never stalls ingress."""
+        """A backend batch at a time: usage estimated, sent, refusals dead-lettered. No
+        yielding to the event loop between batches of a local backend: each turn of the
+        loop takes in up to one request per connection, and a forwarder that gave the loop
+        back after every batch fell behind ingest (measured: half the ingest rate delivered)."""
         size = self.backend.batch_size
         for start in range(0, len(events), size):
             chunk = events[start:start + size]
@@ -203,7 +205,6 @@ class Forwarder:
                     log.warning("dead-lettered event %s for %s: %s", event.get("id"), self.name, outcome.reason[:200])
             for listener in self.listeners:
                 listener(self.name, chunk, outcomes)
-            await asyncio.sleep(0)
 
     async def deliver(self, events: list[dict]) -> list[Outcome]:
         """Send until every event is delivered or permanently refused; transient failures wait and retry."""
