@@ -162,8 +162,8 @@ class Delivery(Strict):
     lease_ttl: float = Field(10.0, gt=0, description="seconds a dead holder keeps a backend's lease")
     reclaim_idle: float | None = Field(None, gt=0, description="seconds before another replica re-claims "
                                        "a dead holder's unacknowledged entries (default: lease_ttl)")
-    linger: float = Field(0.05, ge=0, le=5, description="seconds a forwarder waits after a batch that was not "
-                          "full, so that a trickle of events is read and sent in batches, not one by one")
+    linger: float = Field(0.05, ge=0, le=5, description="seconds a forwarder waits after reading fewer events "
+                          "than a backend batch, so that a trickle is sent in batches, not request by request")
 
 
 class Config(Strict):

@@ -26,6 +26,8 @@ from pathlib import Path
 import orjson
 import psutil
 
+from .payloads import template
+
 KEY = "bench-key"
 MB = 1024 * 1024
 
@@ -339,8 +341,7 @@ def half_load(s: Settings, servers: dict[str, Server], res: Results) -> None:
     print("{:<10} {:>9} {:>9} {:>8} {:>8} {:>12} {:>6}".format(
         "target", "req/s", "events/s", "p50 ms", "p99 ms", "added p99 ms", "cpu%"))
     for store in ("memory", "redis"):
-        events_per_request = res.ingest[(store, "lunary")][0]["eps"] / res.ingest[(store, "lunary")][0]["rps"]
-        rate = max(10.0, median(res.ingest[(store, "lunary")])["sustained"] / events_per_request / 2)
+        rate = max(10.0, median(res.ingest[(store, "lunary")])["sustained"] / template("lunary")[3] / 2)
         for target in ("ceiling", store):
             result = load(servers[target], {"kind": "lunary", "duration": s.duration, "warmup": s.warmup,
                                             "concurrency": 256, "rate": rate, "start": 50})
