@@ -236,13 +236,7 @@ def _json_array(inner: Any) -> list:
     values = inner.get("values") or []
     if not isinstance(values, list):
         raise MappingError("values", "expected an array")
-    out = []
-    for i, value in enumerate(values):
-        try:
-            out.append(_json_value(value))
-        except MappingError as exc:
-            raise exc.within(f"values[{i}]") from None
-    return out
+    return [_placed(_json_value, value, f"values[{i}]") for i, value in enumerate(values)]
 
 
 def _json_kvlist(inner: Any) -> dict:
