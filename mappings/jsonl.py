@@ -5,5 +5,9 @@ NAME = "jsonl"
 SHAPE = "stream"
 
 
+def lines(events: list[dict]) -> list[bytes]:
+    return [orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in events]
+
+
 def encode_lines(events: list[dict]) -> bytes:
-    return b"".join([orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in events])
+    return b"".join(lines(events))

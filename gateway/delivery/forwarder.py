@@ -29,6 +29,7 @@ from .sender import FingerprintUnavailable, HttpSender
 
 log = logging.getLogger("rosetta.delivery")
 RECORD_DIALECTS = ("honeyhive", "voker", "otlp")
+APPEND_BUFFER = 1 << 20  # bytes the archive gathers per write
 
 
 @dataclass
@@ -272,9 +273,10 @@ class Forwarder:
         return [o if o is not None else Outcome(OK, "no counterpart in this dialect") for o in outcomes], retry_after
 
     def _append(self, events: list[dict]) -> None:
-        path = Path(self.backend.path)
-        with path.open("ab") as fh:
-            fh.write(jsonl.encode_lines(events))
+        """Lines written as encoded, not joined first (a copy of up to a read's megabytes):
+        the buffer gathers small lines into a few writes, a large line goes straight out."""
+        with Path(self.backend.path).open("ab", buffering=APPEND_BUFFER) as fh:
+            fh.writelines(jsonl.lines(events))
 
     async def stop(self) -> None:
         self.stopping.set()
