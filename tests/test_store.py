@@ -55,6 +55,21 @@ async def test_one_event_routed_to_several_backends_is_queued_to_each(store):
         assert [e["n"] for entry in await store.read(name, "A", 10, 0.05, FOREVER) for e in entry.events] == [1]
 
 
+async def test_each_backend_gets_exactly_its_new_events_of_a_batch(store):
+    """Events routed to different backends, a duplicate among them, texts full of JSON's
+    own separators: each backend's queue gets its new events, whole and in order."""
+    texts = {n: f'n{n}: [1, 2], {{"a": "b,c"}} ]' for n in (1, 2, 3, 4)}
+    events = [{"n": n, "text": texts[n]} for n in (1, 2, 3, 4)]
+    assert await store.accept(["c2"], [events[1]], [["x"]], {}, 60) == [True]
+    await store.ack("x", await store.read("x", "A", 10, 0.05, FOREVER))
+    new = await store.accept(["c1", "c2", "c3", "c4"], events, [["x"], ["x", "y"], ["y"], ["x", "y"]], {}, 60)
+    assert new == [True, False, True, True]
+    for name, wanted in (("x", [1, 4]), ("y", [3, 4])):
+        got = [e for entry in await store.read(name, "A", 10, 0.05, FOREVER) for e in entry.events]
+        assert got == [{"n": n, "text": texts[n]} for n in wanted]
+        assert await store.depth(name) == 2
+
+
 async def test_memory_store_keeps_a_bounded_number_of_claims():
     """The in-process store forgets its oldest claims past ``max_claims``, so its memory
     stays bounded however long the dedupe window."""

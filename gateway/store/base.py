@@ -45,7 +45,8 @@ class Store:
     # ingest: one call per request
     async def accept(self, claims: list[str], events: list[dict], routes: list[list[str]],
                      bounds: dict[str, int], ttl: int) -> list[bool]:
-        """Claim each event's identity; queue the new ones to their backends, atomically.
+        """Claim each event's identity (a token without whitespace: the pipeline's are hex
+        digests); queue the new ones to their backends, atomically.
 
         Returns per event whether it was new. Raises Backpressure, claiming nothing,
         when a target queue would pass its bound.

@@ -1,10 +1,7 @@
-"""Every Redis key Rosetta uses, in one place."""
+"""Every Redis key Rosetta uses, in one place (the accept script builds ``seen:<claim>``,
+``q:<backend>`` and ``depth:<backend>`` from the same prefix)."""
 PREFIX = "rosetta:"
 GROUP = "forwarders"
-
-
-def claim(identity: str) -> str:
-    return f"{PREFIX}seen:{identity}"
 
 
 def queue(backend: str) -> str:

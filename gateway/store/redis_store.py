@@ -15,34 +15,55 @@ from redis.exceptions import NoScriptError, ResponseError
 from . import keys
 from .base import Backpressure, DeadLetter, Entry, Store
 
-# ARGV: ttl, n, nb, claim keys (n), payloads (n), then per backend: name, bound, k, k indexes
+# ARGV: ttl; the claims, space-separated; the events as one JSON array; each event's byte
+# length, comma-separated; the number of backends; then per backend: name, bound, and the
+# 1-based indexes of its events, comma-separated, or "*" for all of them. Few arguments,
+# whatever the batch: the client encodes each one separately, at a cost per argument.
+# The common case (every event new, every backend wanting all) queues the array as sent.
 _ACCEPT = """
-local ttl = tonumber(ARGV[1]); local n = tonumber(ARGV[2]); local nb = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[1]); local blob = ARGV[3]; local nb = tonumber(ARGV[5])
 local prefix = '""" + keys.PREFIX + """'
-local p = 4 + 2 * n
+local claims, first, last = {}, {}, {}
+for claim in string.gmatch(ARGV[2], '%S+') do claims[#claims + 1] = claim end
+local n = #claims
+local at = 2
+for size in string.gmatch(ARGV[4], '%d+') do
+  first[#first + 1] = at; last[#last + 1] = at + tonumber(size) - 1; at = at + tonumber(size) + 1
+end
 local targets = {}
 for b = 1, nb do
-  local name = ARGV[p]; local bound = tonumber(ARGV[p + 1]); local k = tonumber(ARGV[p + 2])
+  local name = ARGV[4 + 3 * b - 1]; local bound = tonumber(ARGV[4 + 3 * b]); local spec = ARGV[4 + 3 * b + 1]
   local idx = {}
-  for j = 1, k do idx[j] = tonumber(ARGV[p + 2 + j]) end
-  p = p + 3 + k
+  if spec == '*' then
+    for i = 1, n do idx[i] = i end
+  else
+    for i in string.gmatch(spec, '%d+') do idx[#idx + 1] = tonumber(i) end
+  end
   local d = tonumber(redis.call('GET', prefix .. 'depth:' .. name) or '0')
-  if d + k > bound then return {-1, name} end
-  targets[b] = {name, idx}
+  if d + #idx > bound then return {-1, name} end
+  targets[b] = {name, idx, spec == '*'}
 end
-local new = {}
+local new, fresh = {}, 0
 for i = 1, n do
-  if redis.call('SET', ARGV[3 + i], '1', 'NX', 'EX', ttl) then new[i] = 1 else new[i] = 0 end
+  if redis.call('SET', prefix .. 'seen:' .. claims[i], '1', 'NX', 'EX', ttl) then
+    new[i] = 1; fresh = fresh + 1
+  else
+    new[i] = 0
+  end
 end
 for b = 1, nb do
-  local parts = {}
-  for _, i in ipairs(targets[b][2]) do
-    if new[i] == 1 then parts[#parts + 1] = ARGV[3 + n + i] end
+  local name, idx = targets[b][1], targets[b][2]
+  local payload, count = blob, n
+  if not (targets[b][3] and fresh == n) then
+    local parts = {}
+    for _, i in ipairs(idx) do
+      if new[i] == 1 then parts[#parts + 1] = string.sub(blob, first[i], last[i]) end
+    end
+    payload, count = '[' .. table.concat(parts, ',') .. ']', #parts
   end
-  if #parts > 0 then
-    local name = targets[b][1]
-    redis.call('XADD', prefix .. 'q:' .. name, '*', 'e', '[' .. table.concat(parts, ',') .. ']')
-    redis.call('INCRBY', prefix .. 'depth:' .. name, #parts)
+  if count > 0 then
+    redis.call('XADD', prefix .. 'q:' .. name, '*', 'e', payload)
+    redis.call('INCRBY', prefix .. 'depth:' .. name, count)
   end
 end
 return new
@@ -103,12 +124,11 @@ class RedisStore(Store):
         for index, targets in enumerate(routes, start=1):
             for backend in targets:
                 by_backend.setdefault(backend, []).append(index)
-        args: list = [ttl, n, len(by_backend)]
-        args.extend(keys.claim(c) for c in claims)
-        args.extend(orjson.dumps(e) for e in events)
+        parts = [orjson.dumps(e) for e in events]
+        args: list = [ttl, " ".join(claims), b"[" + b",".join(parts) + b"]", ",".join([str(len(p)) for p in parts]),
+                      len(by_backend)]
         for backend, indexes in by_backend.items():
-            args.extend((backend, bounds.get(backend, 1 << 50), len(indexes)))
-            args.extend(indexes)
+            args.extend((backend, bounds.get(backend, 1 << 50), "*" if len(indexes) == n else ",".join(map(str, indexes))))
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((args, future))
         if len(self._waiting) == 1:
