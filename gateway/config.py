@@ -152,7 +152,7 @@ class Limits(Strict):
     dedupe_ttl: int = Field(24 * 3600, ge=1)
     memory_claims: int = Field(100_000, ge=1, description="with the memory store, the most recent event "
                                "identities kept for dedupe (about 200 bytes each), however young")
-    memory_queue_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="with the memory store, the bytes "
+    memory_queue_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="with the memory store, the bytes "
                                     "of events (their JSON size) one backend's queue holds before ingress answers 429/503")
 
 

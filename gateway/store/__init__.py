@@ -4,7 +4,7 @@ production; both pass the same test suite."""
 from .base import Backpressure, Entry, Store
 
 
-def open_store(url: str, memory_claims: int = 100_000, memory_queue_bytes: int = 64 * 1024 * 1024) -> Store:
+def open_store(url: str, memory_claims: int = 100_000, memory_queue_bytes: int = 32 * 1024 * 1024) -> Store:
     if url == "memory":
         from .memory import MemoryStore
         return MemoryStore(memory_claims, memory_queue_bytes)

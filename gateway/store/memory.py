@@ -6,11 +6,11 @@ the front of an ordered dict rather than a scan. The claims are bounded in numbe
 rate of traffic times the dedupe window.
 
 Queued events are kept as the objects ingress built, not serialized: decoding them
-again on every read cost a sixth of the gateway's time. Nothing downstream changes an
+again on every read cost a tenth of the gateway's time. Nothing downstream changes an
 event in place (redaction, assembly, usage estimates and egress all build new objects),
 so backends share them. Each event is measured by its JSON size (orjson, a small part
 of that cost); a backend's queue is bounded in those bytes (``max_queue_bytes``,
-counted until acknowledged; the objects take about three times as much memory) as
+counted until acknowledged; the objects take about four times as much memory) as
 well as in events, and a read stops at ``READ_BYTES``, so a batch in hand stays some
 megabytes however large the events.
 """
@@ -49,7 +49,7 @@ class _Queue:
 
 
 class MemoryStore(Store):
-    def __init__(self, max_claims: int = 100_000, max_queue_bytes: int = 64 * 1024 * 1024):
+    def __init__(self, max_claims: int = 100_000, max_queue_bytes: int = 32 * 1024 * 1024):
         self.max_claims = max_claims
         self.max_queue_bytes = max_queue_bytes
         self._claims: OrderedDict[str, float] = OrderedDict()
