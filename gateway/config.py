@@ -163,7 +163,8 @@ class Delivery(Strict):
     reclaim_idle: float | None = Field(None, gt=0, description="seconds before another replica re-claims "
                                        "a dead holder's unacknowledged entries (default: lease_ttl)")
     linger: float = Field(0.05, ge=0, le=5, description="seconds a forwarder waits after reading fewer events "
-                          "than a backend batch, so that a trickle is sent in batches, not request by request")
+                          "than a backend batch and under 1 MB of them, so that a trickle is sent in batches, "
+                          "not request by request")
 
 
 class Config(Strict):

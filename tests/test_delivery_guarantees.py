@@ -20,6 +20,7 @@ import yaml
 
 from gateway.app import build_app
 from gateway.config import Config
+from gateway.delivery import forwarder
 from gateway.store import keys
 from tests.backends import Backend, run_backend
 from tests.processes import ROOT, Gateway, RedisServer, free_port, until
@@ -425,3 +426,22 @@ async def test_a_trickle_of_events_is_sent_in_batches_after_the_linger(redis_url
         assert lunary.faults.requests >= 6, "without a linger, each request's events go out on their own"
     else:
         assert lunary.faults.requests <= most_requests, f"{lunary.faults.requests} requests for 8 trickled batches"
+
+
+async def test_a_read_holding_a_megabyte_is_sent_without_lingering(redis_url, lunary, aiohttp_client, monkeypatch):
+    """A few large events are a backlog as surely as a backend batch of small ones: the
+    forwarder reads on at once instead of lingering for more."""
+    monkeypatch.setattr(forwarder, "BACKLOG_BYTES", 1)  # stands for a megabyte: every read here holds more
+    config = gateway_config(redis_url, lunary)
+    config["delivery"] = {**LEASE, "linger": 5.0}
+    client = await aiohttp_client(build_app(Config.model_validate(config)))
+    base = str(client.make_url("")).rstrip("/")
+    expected = set()
+    for _ in range(3):
+        events, pairs = lunary_batch(1)
+        expected |= pairs
+        await ingest(client.session, base, events)
+        await asyncio.sleep(0.05)
+    await lunary.received.wait_until(lambda r: r.count("events") >= len(expected), timeout=3)
+    await drained(redis_url)
+    assert_exactly_once(lunary, expected)

@@ -30,6 +30,7 @@ from .sender import FingerprintUnavailable, HttpSender
 log = logging.getLogger("rosetta.delivery")
 RECORD_DIALECTS = ("honeyhive", "voker", "otlp")
 APPEND_BUFFER = 1 << 20  # bytes the archive gathers per write
+BACKLOG_BYTES = 1 << 20  # events in hand, as JSON, that are sent without lingering for more
 
 
 @dataclass
@@ -91,9 +92,10 @@ class Forwarder:
                         entries, ahead = await ahead, None
                     else:
                         entries = await self.store.read(self.name, self.owner, self.read_count, 0.5, self._reclaim())
-                    # a backlog (at least a backend batch in hand): read the next while this one is sent;
-                    # a trickle: let the next batch gather for `linger` after this one
-                    backlog = sum(len(entry.events) for entry in entries) >= self.backend.batch_size
+                    # a backlog (a backend batch or a megabyte in hand): read the next while this one
+                    # is sent; a trickle: let the next batch gather for `linger` after this one
+                    backlog = (sum(len(entry.events) for entry in entries) >= self.backend.batch_size
+                               or sum(entry.size for entry in entries) >= BACKLOG_BYTES)
                     if backlog:
                         ahead = asyncio.ensure_future(self.store.read(self.name, self.owner, self.read_count, 0.5, None))
                     if entries:
@@ -273,8 +275,8 @@ class Forwarder:
         return [o if o is not None else Outcome(OK, "no counterpart in this dialect") for o in outcomes], retry_after
 
     def _append(self, events: list[dict]) -> None:
-        """Lines written as encoded, not joined first (a copy of up to a read's megabytes):
-        the buffer gathers small lines into a few writes, a large line goes straight out."""
+        """Each line written as it is encoded, never all of a read's megabytes at once: the
+        buffer gathers small lines into a few writes, a large line goes straight out."""
         with Path(self.backend.path).open("ab", buffering=APPEND_BUFFER) as fh:
             fh.writelines(jsonl.lines(events))
 

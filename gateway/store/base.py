@@ -19,6 +19,7 @@ class Entry:
     id: str
     events: list[dict]
     attempts: int = 0
+    size: int = 0  # bytes of the events as JSON
 
 
 @dataclass(slots=True)

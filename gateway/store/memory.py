@@ -33,7 +33,7 @@ class _Held:
         self.id, self.events, self.size, self.attempts = entry_id, events, size, 0
 
     def entry(self) -> Entry:
-        return Entry(self.id, self.events, self.attempts)
+        return Entry(self.id, self.events, self.attempts, self.size)
 
 
 class _Queue:

@@ -95,7 +95,8 @@ return done
 
 
 def _entry(entry_id, fields) -> Entry:
-    return Entry(entry_id.decode() if isinstance(entry_id, bytes) else entry_id, orjson.loads(fields[b"e"]))
+    blob = fields[b"e"]
+    return Entry(entry_id.decode() if isinstance(entry_id, bytes) else entry_id, orjson.loads(blob), size=len(blob))
 
 
 class RedisStore(Store):
