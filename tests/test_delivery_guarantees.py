@@ -406,22 +406,28 @@ async def test_a_lunary_batch_and_a_voker_event_sent_twice_are_delivered_once(re
         assert voker.received.count("events") == 1
 
 
-@pytest.mark.parametrize("linger, most_requests", [(0.0, None), (0.4, 3)])
-async def test_a_trickle_of_events_is_sent_in_batches_after_the_linger(redis_url, lunary, aiohttp_client,
-                                                                        linger, most_requests):
+async def _trickle(redis_url, lunary, aiohttp_client, linger: float, batches: int, within: float = 20) -> None:
+    """Batches of one run sent 50 ms apart to a gateway with this linger; all delivered
+    once within ``within`` seconds."""
     config = gateway_config(redis_url, lunary)
     config["delivery"] = {**LEASE, "linger": linger}
     client = await aiohttp_client(build_app(Config.model_validate(config)))
     base = str(client.make_url("")).rstrip("/")
     expected = set()
-    for _ in range(8):
+    for _ in range(batches):
         events, pairs = lunary_batch(1)
         expected |= pairs
         await ingest(client.session, base, events)
         await asyncio.sleep(0.05)
-    await lunary.received.wait_until(lambda r: r.count("events") >= len(expected), timeout=20)
+    await lunary.received.wait_until(lambda r: r.count("events") >= len(expected), timeout=within)
     await drained(redis_url)
     assert_exactly_once(lunary, expected)
+
+
+@pytest.mark.parametrize("linger, most_requests", [(0.0, None), (0.4, 3)])
+async def test_a_trickle_of_events_is_sent_in_batches_after_the_linger(redis_url, lunary, aiohttp_client,
+                                                                        linger, most_requests):
+    await _trickle(redis_url, lunary, aiohttp_client, linger, 8)
     if most_requests is None:
         assert lunary.faults.requests >= 6, "without a linger, each request's events go out on their own"
     else:
@@ -430,18 +436,6 @@ async def test_a_trickle_of_events_is_sent_in_batches_after_the_linger(redis_url
 
 async def test_a_read_holding_a_megabyte_is_sent_without_lingering(redis_url, lunary, aiohttp_client, monkeypatch):
     """A few large events are a backlog as surely as a backend batch of small ones: the
-    forwarder reads on at once instead of lingering for more."""
+    forwarder reads on at once instead of lingering 5 s for more."""
     monkeypatch.setattr(forwarder, "BACKLOG_BYTES", 1)  # stands for a megabyte: every read here holds more
-    config = gateway_config(redis_url, lunary)
-    config["delivery"] = {**LEASE, "linger": 5.0}
-    client = await aiohttp_client(build_app(Config.model_validate(config)))
-    base = str(client.make_url("")).rstrip("/")
-    expected = set()
-    for _ in range(3):
-        events, pairs = lunary_batch(1)
-        expected |= pairs
-        await ingest(client.session, base, events)
-        await asyncio.sleep(0.05)
-    await lunary.received.wait_until(lambda r: r.count("events") >= len(expected), timeout=3)
-    await drained(redis_url)
-    assert_exactly_once(lunary, expected)
+    await _trickle(redis_url, lunary, aiohttp_client, 5.0, 3, within=3)
