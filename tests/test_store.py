@@ -57,8 +57,9 @@ async def test_one_event_routed_to_several_backends_is_queued_to_each(store):
 
 async def test_each_backend_gets_exactly_its_new_events_of_a_batch(store):
     """Events routed to different backends, a duplicate among them, texts full of JSON's
-    own separators: each backend's queue gets its new events, whole and in order."""
-    texts = {n: f'n{n}: [1, 2], {{"a": "b,c"}} ]' for n in (1, 2, 3, 4)}
+    own separators and of multi-byte characters (the Redis script cuts the request's
+    array by byte lengths): each backend's queue gets its new events, whole and in order."""
+    texts = {n: f'n{n}: [1, 2], {{"a": "b,c"}} ] é 日本語 🙂' * n for n in (1, 2, 3, 4)}
     events = [{"n": n, "text": texts[n]} for n in (1, 2, 3, 4)]
     assert await store.accept(["c2"], [events[1]], [["x"]], {}, 60) == [True]
     await store.ack("x", await store.read("x", "A", 10, 0.05, FOREVER))
