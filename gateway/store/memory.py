@@ -26,6 +26,10 @@ from .base import Backpressure, DeadLetter, Entry, Store
 READ_BYTES = 16 * 1024 * 1024
 
 
+def _json_size(event: dict) -> int:
+    return len(orjson.dumps(event))
+
+
 class _Held:
     __slots__ = ("id", "events", "size", "attempts")
 
@@ -80,7 +84,7 @@ class MemoryStore(Store):
     async def accept(self, claims, events, routes, bounds, ttl):
         now = time.monotonic()
         self._expire(now)
-        sizes = [len(orjson.dumps(event)) for event in events]
+        sizes = [_json_size(event) for event in events]
         wanted: dict[str, list[int]] = {}  # backend -> (events, bytes), before dedupe: an upper bound
         for targets, size in zip(routes, sizes):
             for backend in targets:
@@ -93,7 +97,7 @@ class MemoryStore(Store):
                     or queue.bytes and queue.bytes + size > self.max_queue_bytes):
                 raise Backpressure(backend)
         new = []
-        per_backend: dict[str, tuple[list[dict], list[int]]] = {}
+        per_backend: dict[str, list] = {}  # backend -> [new events, their bytes]
         seen = self._claims
         for key, event, size, targets in zip(claims, events, sizes, routes):
             if key in seen:
@@ -102,11 +106,11 @@ class MemoryStore(Store):
             seen[key] = now + ttl
             new.append(True)
             for backend in targets:
-                held, held_sizes = per_backend.setdefault(backend, ([], []))
-                held.append(event)
-                held_sizes.append(size)
-        for backend, (held, held_sizes) in per_backend.items():
-            self._push(backend, held, sum(held_sizes))
+                held = per_backend.setdefault(backend, [[], 0])
+                held[0].append(event)
+                held[1] += size
+        for backend, (held, size) in per_backend.items():
+            self._push(backend, held, size)
         return new
 
     def _push(self, backend: str, events: list[dict], size: int) -> None:
@@ -188,7 +192,7 @@ class MemoryStore(Store):
         letters = self._take_dead(backend, ids)
         if letters:
             events = [letter.event for letter in letters]
-            self._push(backend, events, sum(len(orjson.dumps(event)) for event in events))
+            self._push(backend, events, sum(map(_json_size, events)))
         return len(letters)
 
     async def dead_count(self, backend):
