@@ -10,7 +10,7 @@ from mappings.ids import content_hash
 
 from .config import Config, Tenant
 from .routing import Router
-from .store import Store
+from .store import Backpressure, Store
 
 # phases that may repeat for one run: their identity includes their content
 _REPEATABLE = frozenset({"chat", "feedback", "update", "custom"})
@@ -46,6 +46,14 @@ class Pipeline:
 
     def routes(self, tenant: Tenant, event: dict) -> list[str]:
         return self.router.targets(tenant.name, event)
+
+    def admit(self, tenant: Tenant) -> None:
+        """Raise Backpressure now if a backend every event of the tenant goes to has no
+        room: a refused request then costs neither parsing nor mapping (under overload,
+        refused requests outnumber accepted ones)."""
+        full = self.store.full(self.router.always(tenant.name), self.bounds)
+        if full is not None:
+            raise Backpressure(full)
 
     async def submit(self, tenant: Tenant, events: list[dict]) -> list[bool]:
         """Queue the events for the tenant's backends; per event, whether it was new."""

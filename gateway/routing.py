@@ -37,6 +37,10 @@ class Router:
         self._plain = {t.name: list(t.backends) for t in tenants}
         self._filtered = {t.name: list(t.routes) for t in tenants}
 
+    def always(self, tenant: str) -> list[str]:
+        """The backends that receive every event of the tenant (routes without filters)."""
+        return self._plain.get(tenant, [])
+
     def targets(self, tenant: str, event: dict) -> list[str]:
         plain = self._plain.get(tenant, [])
         routes = self._filtered.get(tenant)

@@ -222,6 +222,29 @@ async def test_refused_requests_queue_nothing(client):
     assert pipeline.counters.accepted == 1
 
 
+async def test_a_full_queue_refuses_before_reading_the_body(aiohttp_client, tmp_path):
+    """Once a backend every event goes to is full, each dialect answers its backpressure
+    status at once: a body that would fail to parse is refused as full, not as malformed
+    (it was never read). Room made by delivery lets requests in again."""
+    config = Config(tenants=[Tenant(name="acme", keys=[KEY], backends=["archive"])],
+                    backends=[Backend(name="archive", dialect="jsonl", path=str(tmp_path / "e.jsonl"), max_queue=2)])
+    client = await aiohttp_client(build_app(config, forward=False))
+    assert (await call(client, "POST", "/v1/runs/ingest", {"events": [start("a"), start("b")]}, AUTH))[0] == 200
+    garbage = b'{"events": ['
+    for path, status, check in (("/v1/runs/ingest", 429, needs("full")), ("/events/batch", 429, needs("full")),
+                                ("/api/v1/events", 503, needs("full")), ("/v1/traces", 503, lambda b: b["code"] == 14)):
+        response = await client.post(path, data=garbage, headers={"Content-Type": "application/json", **AUTH})
+        body = orjson.loads(await response.read())
+        assert response.status == status and check(body), (path, response.status, body)
+        assert int(response.headers["Retry-After"]) >= 1
+    store = client.app[STATE].store
+    assert await store.depth("archive") == 2
+    await store.ack("archive", await store.read("archive", "test", 10, 0.1, None))
+    status, body = await call(client, "POST", "/v1/runs/ingest", raw=garbage, headers=AUTH)
+    assert status == 400 and needs("invalid JSON")(body)
+    assert (await call(client, "POST", "/v1/runs/ingest", {"events": [start("c")]}, AUTH))[0] == 200
+
+
 async def test_llmonitor_requeued_batch_is_flattened_and_deduplicated(client):
     """The v0 SDK re-queues a failed batch as one element: ``{"events": [[e1, e2], e3]}``."""
     first, second, third = start("rq-1", app=KEY), {**start("rq-1", app=KEY), "event": "end"}, start("rq-2", app=KEY)

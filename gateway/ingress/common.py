@@ -49,8 +49,13 @@ def _inflate(data: bytes, encoding: str, limit: int) -> bytes:
     return out
 
 
-async def read_body(request: web.Request) -> bytes:
-    limits = request.app[STATE].config.limits
+async def read_body(request: web.Request, tenant=None) -> bytes:
+    """The body, bounded in size and time. Given the tenant its events are for, a full
+    queue refuses the request before a byte of it is read."""
+    state = request.app[STATE]
+    if tenant is not None:
+        state.pipeline.admit(tenant)
+    limits = state.config.limits
     if request.content_length is not None and request.content_length > limits.max_body_bytes:
         raise HttpError(413, f"body: {request.content_length} bytes exceeds the limit of {limits.max_body_bytes}")
     try:
@@ -76,11 +81,11 @@ def _is_json(header: str) -> bool:
     return ctype in JSON_TYPES or ctype.endswith("+json")
 
 
-async def read_json(request: web.Request) -> Any:
+async def read_json(request: web.Request, tenant=None) -> Any:
     header = request.headers.get("Content-Type")
     if header and not _is_json(header):
         raise HttpError(415, f"Content-Type: expected application/json, got {request.content_type!r}")
-    data = await read_body(request)
+    data = await read_body(request, tenant)
     try:
         payload = orjson.loads(data)
     except orjson.JSONDecodeError as exc:

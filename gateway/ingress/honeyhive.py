@@ -26,7 +26,7 @@ def _account_ids(tenant) -> dict:
 @handler(honeyhive.error_body)
 async def session_start(request: web.Request) -> web.Response:
     tenant = await _tenant(request)
-    parsed = honeyhive.parse_session_start(await read_json(request))
+    parsed = honeyhive.parse_session_start(await read_json(request, tenant))
     await submit(request, tenant, parsed)
     session = parsed.items[0]
     await request.app[STATE].store.entity_put(SESSION, f"{tenant.name}:{session['run_id']}", {"name": session["name"]})
@@ -36,7 +36,7 @@ async def session_start(request: web.Request) -> web.Response:
 @handler(honeyhive.error_body)
 async def create_event(request: web.Request) -> web.Response:
     tenant = await _tenant(request)
-    parsed = honeyhive.parse_event(await read_json(request))
+    parsed = honeyhive.parse_event(await read_json(request, tenant))
     await submit(request, tenant, parsed)
     return json_response(200, {"success": True, "event_id": parsed.ids[0]})
 
@@ -44,7 +44,7 @@ async def create_event(request: web.Request) -> web.Response:
 @handler(honeyhive.error_body)
 async def session_event(request: web.Request) -> web.Response:
     tenant = await _tenant(request)
-    parsed = honeyhive.parse_session_event(await read_json(request), request.match_info["session_id"])
+    parsed = honeyhive.parse_session_event(await read_json(request, tenant), request.match_info["session_id"])
     await submit(request, tenant, parsed)
     return json_response(200, {"success": True, "event_id": parsed.ids[0]})
 
@@ -52,7 +52,7 @@ async def session_event(request: web.Request) -> web.Response:
 @handler(honeyhive.error_body)
 async def batch(request: web.Request) -> web.Response:
     tenant = await _tenant(request)
-    parsed = honeyhive.parse_batch(await read_json(request))
+    parsed = honeyhive.parse_batch(await read_json(request, tenant))
     require_all(parsed)
     session = parsed.context.get("session")
     if session is not None:
@@ -69,7 +69,7 @@ async def batch(request: web.Request) -> web.Response:
 @handler(honeyhive.error_body)
 async def update(request: web.Request) -> web.Response:
     tenant = await _tenant(request)
-    payload = await read_json(request)
+    payload = await read_json(request, tenant)
     event_id = payload.get("event_id") if isinstance(payload, dict) else None
     known = isinstance(event_id, str) and await request.app[STATE].store.entity_get(SESSION, f"{tenant.name}:{event_id}")
     parsed = honeyhive.parse_update(payload, kind="session" if known else "chain")

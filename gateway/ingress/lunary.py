@@ -22,7 +22,7 @@ async def ingest(request: web.Request) -> web.Response:
     tenant = state.auth.tenant("lunary", key)
     if tenant is None:
         raise HttpError(401, "Invalid API key")
-    payload = await read_json(request)
+    payload = await read_json(request, tenant)
     try:
         parsed = lunary.parse_ingest(payload)
     except MappingError as exc:

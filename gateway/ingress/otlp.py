@@ -31,7 +31,7 @@ def _receiver(dialect: str):
             tenant = state.auth.tenant(dialect, bearer(request.headers.get("Authorization")))
             if tenant is None:
                 raise HttpError(401, "Invalid API key")
-            parsed = otlp.parse_request(await read_body(request), request.content_type)
+            parsed = otlp.parse_request(await read_body(request, tenant), request.content_type)
             await submit(request, tenant, parsed)
         except HttpError as exc:
             return _respond(exc.status, otlp.error_answer(exc.message, protobuf), protobuf, exc.headers)

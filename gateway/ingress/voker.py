@@ -53,7 +53,7 @@ async def fingerprint(request: web.Request) -> web.Response:
 async def event(request: web.Request) -> web.Response:
     tenant = await _tenant(request)
     store = request.app[STATE].store
-    payload = await read_json(request)
+    payload = await read_json(request, tenant)
     if isinstance(payload, dict) and payload.get("session") == "":
         return json_response(422, voker.SESSION_EMPTY)
     parsed = voker.parse_event(payload)

@@ -54,6 +54,12 @@ class Store:
         """
         raise NotImplementedError
 
+    def full(self, backends: list[str], bounds: dict[str, int]) -> str | None:
+        """One of these backends whose queue is known, without a round trip, to have no
+        room at all: ingress then refuses a request before reading its body. None when
+        none is, or when the store cannot tell without I/O (``accept`` decides then)."""
+        return None
+
     # delivery
     async def read(self, backend: str, consumer: str, count: int, block: float,
                    reclaim_idle: float | None) -> list[Entry]:

@@ -113,6 +113,14 @@ class MemoryStore(Store):
             self._push(backend, held, size)
         return new
 
+    def full(self, backends, bounds):
+        for backend in backends:
+            queue = self._queues.get(backend)
+            if queue is not None and (queue.events >= bounds.get(backend, 1 << 62)
+                                      or queue.bytes >= self.max_queue_bytes):
+                return backend
+        return None
+
     def _push(self, backend: str, events: list[dict], size: int) -> None:
         queue = self._queue(backend)
         queue.entries.append((_Held(self._next_id(), events, size), time.time()))
