@@ -145,15 +145,21 @@ class Tenant(Strict):
         return value
 
 
+# the memory store's defaults: its claims and each queue live in the gateway's own memory
+MEMORY_CLAIMS = 100_000
+MEMORY_QUEUE_BYTES = 16 * 1024 * 1024
+
+
 class Limits(Strict):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_decompressed_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     body_timeout: float = Field(30.0, gt=0, description="seconds a client may take to send a request body")
     dedupe_ttl: int = Field(24 * 3600, ge=1)
-    memory_claims: int = Field(100_000, ge=1, description="with the memory store, the most recent event "
+    memory_claims: int = Field(MEMORY_CLAIMS, ge=1, description="with the memory store, the most recent event "
                                "identities kept for dedupe (about 200 bytes each), however young")
-    memory_queue_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="with the memory store, the bytes "
-                                    "of events (their JSON size) one backend's queue holds before ingress answers 429/503")
+    memory_queue_bytes: int = Field(MEMORY_QUEUE_BYTES, ge=1024, description="with the memory store, the bytes "
+                                    "of events (their JSON size; in memory they take about four times that) one "
+                                    "backend's queue holds before ingress answers 429/503")
 
 
 class Delivery(Strict):

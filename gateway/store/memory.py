@@ -21,6 +21,7 @@ from collections import OrderedDict, deque
 
 import orjson
 
+from ..config import MEMORY_CLAIMS, MEMORY_QUEUE_BYTES
 from .base import Backpressure, DeadLetter, Entry, Store
 
 READ_BYTES = 16 * 1024 * 1024
@@ -53,7 +54,7 @@ class _Queue:
 
 
 class MemoryStore(Store):
-    def __init__(self, max_claims: int = 100_000, max_queue_bytes: int = 32 * 1024 * 1024):
+    def __init__(self, max_claims: int = MEMORY_CLAIMS, max_queue_bytes: int = MEMORY_QUEUE_BYTES):
         self.max_claims = max_claims
         self.max_queue_bytes = max_queue_bytes
         self._claims: OrderedDict[str, float] = OrderedDict()

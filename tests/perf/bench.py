@@ -369,7 +369,7 @@ def drain(s: Settings, workdir: Path, res: Results, ceiling_eps: float) -> None:
         backend = {"name": "vendor", "dialect": "lunary", "url": f"http://127.0.0.1:{backend_port}",
                    "api_key": "k", "batch_size": 500,
                    "retry": {"initial_backoff": 0.05, "max_backoff": 0.5, "breaker_cooldown": 0.5}}
-        # the memory store's queue is bounded in bytes (32 MiB by default): room for the backlog
+        # the memory store's queue is bounded in bytes (16 MiB by default): room for the backlog
         gateway = rosetta(f"drain-{store_name}", workdir, redis.url if redis else "memory", backend,
                           limits={"memory_queue_bytes": 1 << 30}).start()
         sink = ceiling("drain-backend", workdir, backend_port)
