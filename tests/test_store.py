@@ -6,8 +6,12 @@ import asyncio
 import time
 
 import pytest
+import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from gateway.store import Backpressure
+from gateway.store.channel import Channel
 from gateway.store.redis_store import RedisStore
 
 BACKEND = "b"
@@ -309,6 +313,43 @@ async def _accepted(store, n):
         return await accept(store, n)
     except Exception:
         return None
+
+
+async def test_the_accept_channel_hands_each_caller_its_own_answers(redis_url):
+    """Many callers share the channel's one connection: each gets the answers to its own
+    commands, in order, and a command Redis refuses fails alone."""
+    client = redis.Redis.from_url(redis_url)
+    channel = Channel(client)
+    try:
+        def commands(i: int) -> list[tuple]:
+            return [("ECHO", f"{i}-a"), ("NO-SUCH-COMMAND",) if i % 7 == 0 else ("ECHO", f"{i}-b"), ("ECHO", i * 1000 * "x")]
+
+        answers = await asyncio.gather(*(channel.execute(commands(i)) for i in range(60)))
+        for i, (first, second, third) in enumerate(answers):
+            assert first == f"{i}-a".encode() and third == i * 1000 * b"x"
+            assert isinstance(second, ResponseError) if i % 7 == 0 else second == f"{i}-b".encode()
+    finally:
+        await channel.close()
+        await client.aclose()
+
+
+async def test_the_accept_channel_connects_again_after_redis_dropped_it(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    channel = Channel(client)
+    try:
+        assert await channel.execute([("CLIENT", "SETNAME", "rosetta-channel")]) == [b"OK"]
+        assert await client.client_kill_filter(_type="normal", skipme=True) >= 1
+
+        async def answered():
+            try:
+                return await channel.execute([("CLIENT", "GETNAME")])
+            except (ConnectionError, RedisConnectionError):
+                return None
+
+        assert await eventually(answered) == [None], "a new connection, without the old one's name"
+    finally:
+        await channel.close()
+        await client.aclose()
 
 
 async def test_reading_recovers_when_redis_lost_the_consumer_group(redis_server, redis_url):

@@ -14,6 +14,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from . import keys
 from .base import Backpressure, DeadLetter, Entry, Store
+from .channel import Channel
 
 # ARGV: ttl; the claims, space-separated; the events as one JSON array; each event's byte
 # length, comma-separated; the number of backends; then per backend: name, bound, and the
@@ -106,11 +107,13 @@ class RedisStore(Store):
         self._accept = self.redis.register_script(_ACCEPT)
         self._lease = self.redis.register_script(_LEASE)
         self._ack = self.redis.register_script(_ACK)
+        self._channel = Channel(self.redis)
         self._groups: set[str] = set()
         self._waiting: list[tuple[list, asyncio.Future]] = []  # accepts for the next round trip
         self._sending: set[asyncio.Task] = set()
 
     async def close(self):
+        await self._channel.close()
         await self.redis.aclose()
 
     async def ping(self):
@@ -141,19 +144,16 @@ class RedisStore(Store):
 
     def _flush(self) -> None:
         """The accepts of requests handled in one turn of the event loop share one round
-        trip (a pipeline of script calls, each still atomic on its own)."""
+        trip (script calls written together, each still atomic on its own)."""
         batch, self._waiting = self._waiting, []
         task = asyncio.ensure_future(self._send(batch))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[tuple[list, asyncio.Future]]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for args, _ in batch:
-            pipe.evalsha(self._accept.sha, 0, *args)
         try:
-            results = await pipe.execute(raise_on_error=False)
-        except Exception as exc:  # the connection failed: no answer for anyone
+            results = await self._channel.execute([("EVALSHA", self._accept.sha, 0, *args) for args, _ in batch])
+        except Exception as exc:  # no connection: no answer for anyone
             results = [exc] * len(batch)
         for (args, future), result in zip(batch, results):
             if isinstance(result, NoScriptError):  # Redis restarted or was flushed: load it again
