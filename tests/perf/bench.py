@@ -283,7 +283,7 @@ def median(results: list[dict]) -> dict:
 @dataclass
 class Results:
     ingest: dict = field(default_factory=dict)  # (target, kind) -> [result per round]
-    half: dict = field(default_factory=dict)
+    half: dict = field(default_factory=dict)  # store -> added p99 per round
     drain: dict = field(default_factory=dict)
     workers: dict = field(default_factory=dict)
     growth: list = field(default_factory=list)
@@ -336,21 +336,28 @@ def ingest_rounds(s: Settings, servers: dict[str, Server], res: Results, redis: 
 
 
 def half_load(s: Settings, servers: dict[str, Server], res: Results) -> None:
-    header("latency at half of max throughput: lunary, open loop at half of each store's own sustained "
-           "maximum; added = p99 minus the ceiling's p99 at the same rate")
-    print("{:<10} {:>9} {:>9} {:>8} {:>8} {:>12} {:>6}".format(
-        "target", "req/s", "events/s", "p50 ms", "p99 ms", "added p99 ms", "cpu%"))
-    for store in ("memory", "redis"):
-        rate = max(10.0, median(res.ingest[(store, "lunary")])["sustained"] / template("lunary")[3] / 2)
-        for target in ("ceiling", store):
-            result = load(servers[target], {"kind": "lunary", "duration": s.duration, "warmup": s.warmup,
-                                            "concurrency": 256, "rate": rate, "start": 50})
-            truncate(servers[target])
-            res.half[(store, target)] = result
-            added = result["p99"] - res.half[(store, "ceiling")]["p99"]
-            print("{:<10} {:>9,.0f} {:>9} {:>8.2f} {:>8.2f} {:>12.2f} {:>6.0f}".format(
-                target, rate, f"{result['sustained']:,.0f}", result["p50"] * 1e3, result["p99"] * 1e3, added * 1e3,
-                result["cpu"] * 100), flush=True)
+    header(f"latency at half of max throughput: lunary, open loop at half of each store's own sustained "
+           f"maximum, {s.rounds} interleaved rounds; added = p99 minus the ceiling's p99 in the same round")
+    row = "{:<6} {:<10} {:>9} {:>9} {:>8} {:>8} {:>12} {:>6}"
+    print(row.format("round", "target", "req/s", "events/s", "p50 ms", "p99 ms", "added p99 ms", "cpu%"))
+    rates = {store: max(10.0, median(res.ingest[(store, "lunary")])["sustained"] / template("lunary")[3] / 2)
+             for store in ("memory", "redis")}
+    for number in range(1, s.rounds + 1):
+        for store, rate in rates.items():
+            pair = []
+            for target in ("ceiling", store):
+                result = load(servers[target], {"kind": "lunary", "duration": s.duration, "warmup": s.warmup,
+                                                "concurrency": 256, "rate": rate, "start": 50 + number})
+                truncate(servers[target])
+                pair.append(result)
+                added = result["p99"] - pair[0]["p99"]
+                print(row.format(number, target, f"{rate:,.0f}", f"{result['sustained']:,.0f}", f"{result['p50'] * 1e3:.2f}",
+                                 f"{result['p99'] * 1e3:.2f}", f"{added * 1e3:.2f}", f"{result['cpu'] * 100:.0f}"),
+                      flush=True)
+            res.half.setdefault(store, []).append(pair[1]["p99"] - pair[0]["p99"])
+    for store, added in res.half.items():
+        print(f"{store}: added p99 median {statistics.median(added) * 1e3:.2f} ms "
+              f"(rounds: {', '.join(f'{a * 1e3:.1f}' for a in added)})", flush=True)
 
 
 def _count(backend: Server) -> dict:
@@ -433,7 +440,7 @@ def targets(s: Settings, res: Results) -> None:
     lunary = {t: median(res.ingest[(t, "lunary")]) for t in ("ceiling", "memory", "redis")}
     ratios = {t: min(median(res.ingest[(t, k)])["sustained"] / median(res.ingest[("ceiling", k)])["sustained"]
                      for k in {k for (_, k) in res.ingest}) for t in ("memory", "redis")}
-    added, added_redis = (res.half[(t, t)]["p99"] - res.half[(t, "ceiling")]["p99"] for t in ("memory", "redis"))
+    added, added_redis = (statistics.median(res.half[t]) for t in ("memory", "redis"))
     rss = max([r["rss"] for (t, _), rs in res.ingest.items() if t != "ceiling" for r in rs]
               + [r["rss"] for (_, _, t, r) in res.growth if t != "ceiling"] + [r["rss"] for r in res.workers.values()])
     redis_down = res.drain["redis"]
@@ -444,7 +451,7 @@ def targets(s: Settings, res: Results) -> None:
          f"{ratios['redis']:.2f}x (lunary {lunary['redis']['sustained']:,.0f})"),
         ("backlog drain >= 20,000 events/s", min(d["eps"] for d in res.drain.values()) >= 20_000,
          ", ".join(f"{k} {d['eps']:,.0f}" for k, d in res.drain.items())),
-        ("p99 added latency < 10 ms at half max throughput", max(added, added_redis) < 0.010,
+        ("p99 added latency < 10 ms at half max throughput (median of rounds)", max(added, added_redis) < 0.010,
          f"memory {added * 1e3:.2f} ms, redis {added_redis * 1e3:.2f} ms"),
         ("peak RSS < 250 MB under sustained load", rss < 250,
          f"{rss:.0f} MB (gateway processes, every ingest, growth and workers run)"),
