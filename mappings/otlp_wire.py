@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from .errors import MappingError, check_depth
+from .errors import MAX_DEPTH, MappingError
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -181,17 +181,18 @@ def _json_double(value: Any, field: str = "") -> float:
     raise MappingError(field, f"expected a number, got {value!r:.40}")
 
 
-def _placed(read: Callable[[Any], Any], value: Any, field: str) -> Any:
-    """``read(value)``, an error it raises placed under ``field``."""
+def _placed(read: Callable[..., Any], value: Any, field: str, *args: Any) -> Any:
+    """``read(value, *args)``, an error it raises placed under ``field``."""
     try:
-        return read(value)
+        return read(value, *args)
     except MappingError as exc:
         raise exc.within(field) from None
 
 
-def _json_value(value: Any) -> Any:
+def _json_value(value: Any, depth: int = 0) -> Any:
     """An OTLP/JSON AnyValue as a plain value; ``{}`` (no value set) is None. An error
-    names its field inside the value, and the caller places it."""
+    names its field inside the value, and the caller places it. ``depth``: the arrays
+    and kvlists it sits in."""
     if not isinstance(value, dict):
         if value is None:
             return None
@@ -205,6 +206,8 @@ def _json_value(value: Any) -> Any:
             return None
         raise MappingError("", f"expected exactly one of {', '.join(_ANY_READERS)}")
     key = present.pop()
+    if key in _NESTED:
+        return _placed(_NESTED[key], value[key], key, depth + 1)
     return _placed(_ANY_READERS[key], value[key], key)
 
 
@@ -230,32 +233,42 @@ def _json_bytes(inner: Any) -> str:
     return inner
 
 
-def _json_array(inner: Any) -> list:
+def _check_nesting(depth: int) -> None:
+    """Values nested deeper than a payload may be (`MAX_DEPTH`) are refused here, where
+    they are read: the document's other members are not kept, so need no walk."""
+    if depth > MAX_DEPTH:
+        raise MappingError("", f"nested deeper than {MAX_DEPTH} levels")
+
+
+def _json_array(inner: Any, depth: int) -> list:
+    _check_nesting(depth)
     if not isinstance(inner, dict):
         raise _wrong_type(inner)
     values = inner.get("values") or []
     if not isinstance(values, list):
         raise MappingError("values", "expected an array")
-    return [_placed(_json_value, value, f"values[{i}]") for i, value in enumerate(values)]
+    return [_placed(_json_value, value, f"values[{i}]", depth) for i, value in enumerate(values)]
 
 
-def _json_kvlist(inner: Any) -> dict:
+def _json_kvlist(inner: Any, depth: int) -> dict:
+    _check_nesting(depth)
     if not isinstance(inner, dict):
         raise _wrong_type(inner)
-    return _placed(_json_attributes, inner.get("values"), "values")
+    return _placed(_json_attributes, inner.get("values"), "values", depth)
 
 
 def _wrong_type(inner: Any) -> MappingError:
     return MappingError("", f"wrong type {type(inner).__name__}")
 
 
-_ANY_READERS: dict[str, Callable[[Any], Any]] = {
+_ANY_READERS: dict[str, Callable[..., Any]] = {
     "stringValue": _json_string, "boolValue": _json_bool, "intValue": _json_int, "doubleValue": _json_double,
     "arrayValue": _json_array, "kvlistValue": _json_kvlist, "bytesValue": _json_bytes,
 }
+_NESTED = {"arrayValue": _json_array, "kvlistValue": _json_kvlist}  # read with their depth
 
 
-def _json_attributes(pairs: Any) -> dict:
+def _json_attributes(pairs: Any, depth: int = 0) -> dict:
     """Key-value pairs as a dict; an error names its field from the array on (``[2].key``)."""
     if pairs is None:
         return {}
@@ -267,7 +280,7 @@ def _json_attributes(pairs: Any) -> dict:
         if not isinstance(key, str):
             raise MappingError(f"[{i}].key", "required: a string")
         try:
-            out[key] = _json_value(pair.get("value"))
+            out[key] = _json_value(pair.get("value"), depth)
         except MappingError as exc:
             raise exc.within(f"[{i}].value") from None
     return out
@@ -363,7 +376,6 @@ def _json_spans(body: bytes) -> list[dict | MappingError]:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MappingError("", f"invalid JSON ({exc})") from None
-    check_depth(doc)
     if not isinstance(doc, dict):
         raise MappingError("", "expected an ExportTraceServiceRequest object")
     out: list[dict | MappingError] = []

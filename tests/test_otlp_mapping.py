@@ -24,7 +24,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from mappings import otlp, otlp_wire
 from mappings.canonical import new_event, validate_event
 from mappings.egress import OK, REJECT
-from mappings.errors import MappingError
+from mappings.errors import MAX_DEPTH, MappingError
 
 GOLDEN = Path(__file__).parent / "golden_otlp"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "input.json").exists())
@@ -231,6 +231,27 @@ def test_malformed_spans_fail_alone_naming_the_field() -> None:
     status, raw = otlp.answer(parsed, protobuf=True)
     response = ExportTraceServiceResponse.FromString(raw)
     assert (status, response.partial_success.rejected_spans) == (200, 7)
+
+
+def test_values_nested_past_the_limit_fail_their_span_alone() -> None:
+    """Arrays and kvlists are read with their depth: one nested past ``MAX_DEPTH`` fails its
+    span, naming where, instead of a walk over the whole document beforehand."""
+    def nested(levels: int) -> dict:
+        value = {"stringValue": "leaf"}
+        for n in range(levels):
+            value = {"arrayValue": {"values": [value]}} if n % 2 else {"kvlistValue": {"values": [{"key": "k", "value": value}]}}
+        return value
+
+    def span(n: int, levels: int) -> dict:
+        return {"traceId": f"{n:032x}", "spanId": f"{n:016x}", "name": "s", "startTimeUnixNano": "1",
+                "attributes": [{"key": "deep", "value": nested(levels)}]}
+
+    body = orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span(1, MAX_DEPTH), span(2, MAX_DEPTH + 1)]}]}]})
+    parsed = parse_json(body)
+    assert parsed.events[0]["metadata"]["deep"] is not None
+    error = parsed.items[1]
+    assert isinstance(error, MappingError) and error.problem == f"nested deeper than {MAX_DEPTH} levels"
+    assert error.field.startswith("resourceSpans[0].scopeSpans[0].spans[1].attributes[0].value.")
 
 
 def test_protobuf_span_with_bad_ids_fails_alone() -> None:
