@@ -120,11 +120,42 @@ ROSETTA_GROUPS = {
 
 
 # the attribute prefixes read as groups (none is another's parent), and a pattern that
-# splits a key into (prefix, rest), so that one pass groups a span's attributes
+# splits a key into (prefix, rest)
 PREFIXES = ("gen_ai.request", "gen_ai.prompt", "gen_ai.completion", *HONEYHIVE_GROUPS.values(), *ROSETTA_GROUPS.values())
 PREFIXED = re.compile("({})\\.(.*)".format("|".join(map(re.escape, PREFIXES))), re.DOTALL)
 # attribute -> (row, place among the row's sources): the order `_read_table` reads in
 SOURCE_ORDER = {key: (i, j) for i, row in enumerate(ATTRIBUTES) for j, key in enumerate(row.sources)}
+
+
+class _Plan:
+    """What a span's attribute names alone decide, worked out once per set of names (the
+    spans of one tracer share a few): the names of each group, by prefix and rest, and
+    the table's sources present, in reading order."""
+
+    __slots__ = ("groups", "table")
+
+    def __init__(self, names: tuple[str, ...]):
+        self.groups: dict[str, dict[str, str]] = {}  # prefix -> {rest: attribute name}
+        for found in filter(None, map(PREFIXED.match, names)):
+            prefix, rest = found.groups()
+            self.groups.setdefault(prefix, {})[rest] = found.string
+        self.table = sorted(SOURCE_ORDER.keys() & set(names), key=SOURCE_ORDER.get)
+
+
+MAX_REMEMBERED = 1024  # name sets remembered per kind of work; past it, all are forgotten
+_MISSING = object()
+
+
+def _remembered(cache: dict, names: tuple[str, ...], work: Callable[[tuple[str, ...]], Any]) -> Any:
+    found = cache.get(names, _MISSING)
+    if found is _MISSING:
+        if len(cache) >= MAX_REMEMBERED:
+            cache.clear()
+        found = cache[names] = work(names)
+    return found
+
+
+_PLANS: dict[tuple[str, ...], _Plan] = {}
 
 
 class _Reading:
@@ -135,7 +166,10 @@ class _Reading:
         self.span = span
         self.attributes: dict = span["attributes"]
         self.get: Callable[[str], Any] = self.attributes.get
-        self.prefixed = _by_prefix(self.attributes)  # prefix -> {rest: value}, for the prefixes present
+        self.plan: _Plan = _remembered(_PLANS, tuple(self.attributes), _Plan)
+        # prefix -> {rest: value}, for the prefixes present
+        self.prefixed = {prefix: {rest: self.attributes[name] for rest, name in names.items()}
+                         for prefix, names in self.plan.groups.items()}
         self.used: set[str] = set()
         self.used_events: set[int] = set()
 
@@ -146,7 +180,8 @@ class _Reading:
         return value
 
     def use_prefixed(self, prefix: str, rests) -> None:
-        self.used.update(map(f"{prefix}.".__add__, rests))
+        if rests:
+            self.used.update(map(self.plan.groups[prefix].__getitem__, rests))
 
     def events(self, *names: str) -> list[tuple[int, dict]]:
         events = self.span["events"]
@@ -159,15 +194,6 @@ class _Reading:
 
     def leftover_events(self) -> list[dict]:
         return [e for i, e in enumerate(self.span["events"]) if i not in self.used_events]
-
-
-def _by_prefix(attributes: dict) -> dict[str, dict]:
-    """The attributes named ``<prefix>.<rest>``, by prefix (of `PREFIXES`) and rest."""
-    groups: dict[str, dict] = {}
-    for found in filter(None, map(PREFIXED.match, attributes)):
-        prefix, rest = found.groups()
-        groups.setdefault(prefix, {})[rest] = attributes[found.string]
-    return groups
 
 
 # ---- small conversions ---------------------------------------------------------------
@@ -188,9 +214,33 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
+def _row_shape(names: tuple[str, ...]) -> tuple | None:
+    """For the commonest flattening, a list of flat objects (every name "<index>.<name>",
+    the indexes 0..n-1 once each, no object keyed by numbers alone): per index in order,
+    its (name, attribute name) pairs. None for any other."""
+    rows: dict[int, list] = {}
+    spelled: dict[int, str] = {}
+    for key in names:
+        index, dot, name = key.partition(".")
+        if not dot or "." in name or not index.isdecimal() or spelled.setdefault(int(index), index) != index:
+            return None
+        rows.setdefault(int(index), []).append((name, key))
+    if not rows or sorted(rows) != list(range(len(rows))):
+        return None
+    if any(all(name.isdecimal() for name, _ in row) for row in rows.values()):
+        return None
+    return tuple(tuple(rows[i]) for i in range(len(rows)))
+
+
+_ROW_SHAPES: dict[tuple[str, ...], tuple | None] = {}
+
+
 def _unflatten(flat: dict, field: str) -> Any:
     """``{"a.0.b": 1}`` -> ``{"a": [{"b": 1}]}``: the HoneyHive tracer's flattening undone."""
-    rows: dict[str, dict] = {}  # the common shape first: every key "<index>.<name>"
+    shape = _remembered(_ROW_SHAPES, tuple(flat), _row_shape)
+    if shape is not None and not any(isinstance(value, dict) for value in flat.values()):
+        return [{name: flat[key] for name, key in row} for row in shape]
+    rows: dict[str, dict] = {}  # the next commonest: every key "<index>.<name>"
     for key, value in flat.items():
         index, dot, name = key.partition(".")
         if not dot or "." in name or not index.isdecimal():
@@ -217,10 +267,7 @@ def _unflatten_paths(flat: dict, field: str) -> Any:
 
 def _lists(node: dict) -> dict | list:
     """Objects whose keys are the indexes 0..n-1 as lists, all the way down."""
-    out = dict(node)
-    for key, value in out.items():
-        if isinstance(value, dict):
-            out[key] = _lists(value)
+    out = {key: _lists(value) if isinstance(value, dict) else value for key, value in node.items()}
     if out and all(map(str.isdecimal, out)):
         indexes = list(map(int, out))
         if indexes == list(range(len(indexes))):
@@ -245,7 +292,7 @@ def _put(event: dict, target: str, value: Any) -> None:
 def _read_table(reading: _Reading, event: dict) -> None:
     """Each row from its first source present; its sources that repeat that value are consumed."""
     read: dict[int, Any] = {}  # row -> the value it was filled from
-    for key in sorted(reading.attributes.keys() & SOURCE_ORDER.keys(), key=SOURCE_ORDER.get):
+    for key in reading.plan.table:
         index, _ = SOURCE_ORDER[key]
         value = reading.get(key)
         if value is None:

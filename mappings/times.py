@@ -20,6 +20,7 @@ _EPOCH = datetime(1970, 1, 1)
 
 
 _SECONDS: dict[int, str] = {}  # seconds lately formatted: a batch's events share a few
+_MILLIS = [f".{n:03d}Z" for n in range(1000)]
 
 
 def from_ms(ms: float) -> str:
@@ -31,7 +32,7 @@ def from_ms(ms: float) -> str:
             if len(_SECONDS) >= 1024:
                 _SECONDS.clear()
             text = _SECONDS[second] = (_EPOCH + timedelta(seconds=second)).isoformat()
-        return f"{text}.{millis:03d}Z"
+        return text + _MILLIS[millis]
     if not _MIN_MS <= ms <= _MAX_MS:
         raise MappingError("", f"epoch milliseconds out of range: {ms!r}")
     return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"

@@ -254,6 +254,31 @@ def test_values_nested_past_the_limit_fail_their_span_alone() -> None:
     assert error.field.startswith("resourceSpans[0].scopeSpans[0].spans[1].attributes[0].value.")
 
 
+@pytest.mark.parametrize("flat", [
+    {"0.role": "user", "0.content": "hi", "1.role": "assistant", "1.content": "hello"},
+    {"1.role": "assistant", "0.role": "user", "0.content": "hi"},
+    {"0.role": "user", "00.role": "system"},
+    {"0.0": "a", "0.1": "b"},
+    {"0.role": "user", "0.meta": {"0": "x", "1": "y"}},
+    {"0.role": "user", "2.role": "user"},
+    {"0.role": "user", "0.tool_calls.0.id": "c1"},
+    {"a": 1, "0.role": "user"},
+])
+def test_flattened_lists_read_alike_by_every_path(flat: dict) -> None:
+    """The remembered shape of the commonest flattening gives what the general reading gives."""
+    assert otlp._unflatten(flat, "f") == otlp._unflatten_paths(flat, "f")
+
+
+def test_what_attribute_names_decide_is_remembered_within_a_bound() -> None:
+    otlp._PLANS.clear()
+    for n in range(otlp.MAX_REMEMBERED + 10):
+        plan = otlp._remembered(otlp._PLANS, (f"gen_ai.prompt.{n}.role", "gen_ai.request.model"), otlp._Plan)
+        assert plan.groups == {"gen_ai.prompt": {f"{n}.role": f"gen_ai.prompt.{n}.role"},
+                               "gen_ai.request": {"model": "gen_ai.request.model"}}
+        assert plan.table == ["gen_ai.request.model"]
+        assert len(otlp._PLANS) <= otlp.MAX_REMEMBERED
+
+
 def test_protobuf_span_with_bad_ids_fails_alone() -> None:
     request = ExportTraceServiceRequest()
     spans = request.resource_spans.add().scope_spans.add().spans
