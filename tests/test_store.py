@@ -5,6 +5,7 @@ the two must behave the same."""
 import asyncio
 import time
 
+import orjson
 import pytest
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -12,7 +13,8 @@ from redis.exceptions import ResponseError
 
 from gateway.store import Backpressure
 from gateway.store.channel import Channel
-from gateway.store.redis_store import RedisStore
+from gateway.store import keys
+from gateway.store.redis_store import RedisStore, _Written
 
 BACKEND = "b"
 FOREVER = 3600.0
@@ -313,6 +315,42 @@ async def _accepted(store, n):
         return await accept(store, n)
     except Exception:
         return None
+
+
+async def test_a_redis_store_reads_back_what_it_queued_as_the_objects_it_was_given(redis_url):
+    """Entries this process queued are read back as the same objects, each backend exactly
+    its new events; they equal Redis's own copy, which another replica would decode."""
+    store = RedisStore(redis_url)
+    try:
+        first = [ev(1)]
+        await store.accept(["c1"], first, [[BACKEND]], {}, 60)
+        batch = [ev(1), ev(2), ev(3)]
+        assert await store.accept(["c1", "c2", "c3"], batch, [[BACKEND], [BACKEND, "c"], [BACKEND]], {}, 60) == [
+            False, True, True]
+        mine = [e for entry in await drain(store) for e in entry.events]
+        assert len(mine) == 3 and mine[0] is first[0] and mine[1] is batch[1] and mine[2] is batch[2]
+        theirs = [e for _, fields in await store.redis.xrange(keys.queue(BACKEND)) for e in orjson.loads(fields[b"e"])]
+        assert theirs == mine
+        only = await store.read("c", "A", 10, 0.05, None)
+        assert [e for entry in only for e in entry.events] == [batch[1]] and only[0].events[0] is batch[1]
+    finally:
+        await store.close()
+
+
+async def test_a_redis_store_remembers_what_it_queued_within_a_bound(redis_url):
+    store = RedisStore(redis_url)
+    store._written = _Written(limit=600)
+    try:
+        events = [{**ev(n), "text": "x" * 200} for n in range(5)]
+        for n, event in enumerate(events):
+            await store.accept([f"c{n}"], [event], [[BACKEND]], {}, 60)
+            assert store._written.bytes <= 600
+        read = [e for entry in await drain(store) for e in entry.events]
+        assert read == events
+        assert [a is b for a, b in zip(read, events)] == [False, False, False, True, True]
+        assert store._written.bytes == 0, "what was read is forgotten"
+    finally:
+        await store.close()
 
 
 async def test_the_accept_channel_hands_each_caller_its_own_answers(redis_url):

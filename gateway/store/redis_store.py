@@ -7,6 +7,7 @@ single Redis (or a replica set), not Redis Cluster.
 """
 import asyncio
 import time
+from collections import OrderedDict
 
 import orjson
 import redis.asyncio as redis
@@ -21,6 +22,7 @@ from .channel import Channel
 # 1-based indexes of its events, comma-separated, or "*" for all of them. Few arguments,
 # whatever the batch: the client encodes each one separately, at a cost per argument.
 # The common case (every event new, every backend wanting all) queues the array as sent.
+# Answers {new flags, the entry id queued per backend or ''}, or {-1, backend} when full.
 _ACCEPT = """
 local ttl = tonumber(ARGV[1]); local blob = ARGV[3]; local nb = tonumber(ARGV[5])
 local prefix = '""" + keys.PREFIX + """'
@@ -52,6 +54,7 @@ for i = 1, n do
     new[i] = 0
   end
 end
+local ids = {}
 for b = 1, nb do
   local name, idx = targets[b][1], targets[b][2]
   local payload, count = blob, n
@@ -62,12 +65,13 @@ for b = 1, nb do
     end
     payload, count = '[' .. table.concat(parts, ',') .. ']', #parts
   end
+  ids[b] = ''
   if count > 0 then
-    redis.call('XADD', prefix .. 'q:' .. name, '*', 'e', payload)
+    ids[b] = redis.call('XADD', prefix .. 'q:' .. name, '*', 'e', payload)
     redis.call('INCRBY', prefix .. 'depth:' .. name, count)
   end
 end
-return new
+return {new, ids}
 """
 
 # KEYS: lease; ARGV: owner, ttl ms
@@ -95,9 +99,33 @@ return done
 """
 
 
-def _entry(entry_id, fields) -> Entry:
-    blob = fields[b"e"]
-    return Entry(entry_id.decode() if isinstance(entry_id, bytes) else entry_id, orjson.loads(blob), size=len(blob))
+WRITTEN_BYTES = 2 * 1024 * 1024
+
+
+class _Written:
+    """The events this process queued lately, by (backend, entry id), bounded in bytes
+    (their JSON size), oldest forgotten first. A forwarder here reads them back as the
+    objects ingress built instead of decoding Redis's copy of the same events (decoding
+    took a tenth of the gateway's time); another replica, or a read after they were
+    forgotten, decodes as before."""
+
+    def __init__(self, limit: int = WRITTEN_BYTES):
+        self.limit = limit
+        self.bytes = 0
+        self.entries: OrderedDict[tuple[str, str], tuple[list[dict], int]] = OrderedDict()
+
+    def put(self, key: tuple[str, str], events: list[dict], size: int) -> None:
+        self.entries[key] = (events, size)
+        self.bytes += size
+        while self.bytes > self.limit:
+            self.bytes -= self.entries.popitem(last=False)[1][1]
+
+    def take(self, key: tuple[str, str]) -> list[dict] | None:
+        held = self.entries.pop(key, None)
+        if held is None:
+            return None
+        self.bytes -= held[1]
+        return held[0]
 
 
 class RedisStore(Store):
@@ -108,6 +136,7 @@ class RedisStore(Store):
         self._lease = self.redis.register_script(_LEASE)
         self._ack = self.redis.register_script(_ACK)
         self._channel = Channel(self.redis)
+        self._written = _Written()
         self._groups: set[str] = set()
         self._waiting: list[tuple[list, asyncio.Future]] = []  # accepts for the next round trip
         self._sending: set[asyncio.Task] = set()
@@ -138,9 +167,15 @@ class RedisStore(Store):
         if len(self._waiting) == 1:
             asyncio.get_running_loop().call_soon(self._flush)
         result = await future
-        if result and result[0] == -1:
+        if result[0] == -1:
             raise Backpressure(result[1].decode())
-        return [bool(flag) for flag in result]
+        flags, ids = result
+        for (backend, indexes), entry_id in zip(by_backend.items(), ids):
+            if entry_id:
+                queued = [i - 1 for i in indexes if flags[i - 1]]
+                self._written.put((backend, entry_id.decode()), [events[i] for i in queued],
+                                  sum(len(parts[i]) for i in queued))
+        return [bool(flag) for flag in flags]
 
     def _flush(self) -> None:
         """The accepts of requests handled in one turn of the event loop share one round
@@ -193,7 +228,7 @@ class RedisStore(Store):
         # Redis 6.2 answers [next, entries]; 7+ adds the ids of deleted entries
         claimed = [] if reclaim_idle is None else (await self.redis.xautoclaim(
             stream, keys.GROUP, consumer, int(reclaim_idle * 1000), start_id="0-0", count=count))[1]
-        out = [_entry(i, f) for i, f in claimed if f]
+        out = [self._entry(backend, i, f) for i, f in claimed if f]
         for entry in out:
             entry.attempts = 1
         if len(out) >= count:
@@ -201,8 +236,13 @@ class RedisStore(Store):
         reply = await self.redis.xreadgroup(keys.GROUP, consumer, {stream: ">"}, count=count - len(out),
                                             block=None if out else max(1, int(block * 1000)))
         for _, items in reply or []:
-            out.extend(_entry(i, f) for i, f in items)
+            out.extend(self._entry(backend, i, f) for i, f in items)
         return out
+
+    def _entry(self, backend: str, entry_id: bytes | str, fields: dict) -> Entry:
+        entry_id, blob = entry_id.decode() if isinstance(entry_id, bytes) else entry_id, fields[b"e"]
+        events = self._written.take((backend, entry_id))
+        return Entry(entry_id, orjson.loads(blob) if events is None else events, size=len(blob))
 
     async def ack(self, backend, entries):
         if not entries:
