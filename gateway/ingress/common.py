@@ -59,8 +59,11 @@ async def read_body(request: web.Request, tenant=None) -> bytes:
     if request.content_length is not None and request.content_length > limits.max_body_bytes:
         raise HttpError(413, f"body: {request.content_length} bytes exceeds the limit of {limits.max_body_bytes}")
     try:
-        async with asyncio.timeout(limits.body_timeout):
+        if request.content.is_eof():  # all of it arrived with the headers: nothing to wait for
             data = await request.read()
+        else:
+            async with asyncio.timeout(limits.body_timeout):
+                data = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise HttpError(413, f"body: exceeds the limit of {limits.max_body_bytes} bytes") from None
     except TimeoutError:
