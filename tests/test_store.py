@@ -114,6 +114,12 @@ async def test_memory_store_bounds_a_queue_in_bytes_and_reads_a_few_megabytes_at
     sizes = [len(entries) for entries in [await store.read(BACKEND, "A", 100, 0.05, None) for _ in range(3)]]
     assert sizes == [3, 1, 0], "a read stops once it holds READ_BYTES"
 
+    store = memory.MemoryStore(max_queue_bytes=4400)
+    for n in range(9, 13):
+        await store.accept([f"c{n}"], [{"n": n, "text": "z" * 1000}], [[BACKEND]], {}, 60)
+    sizes = [len(entries) for entries in [await store.read(BACKEND, "A", 100, 0.05, None) for _ in range(3)]]
+    assert sizes == [3, 1, 0], "nor does a read take more than half the queue's bound"
+
 
 async def test_each_backend_reads_the_events_as_they_were_queued(store):
     """Both stores; the memory store hands its backends the same objects, which is sound

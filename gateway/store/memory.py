@@ -11,8 +11,10 @@ event in place (redaction, assembly, usage estimates and egress all build new ob
 so backends share them. Each event is measured by its JSON size (orjson, a small part
 of that cost); a backend's queue is bounded in those bytes (``max_queue_bytes``,
 counted until acknowledged; the objects take about four times as much memory) as
-well as in events, and a read stops at ``READ_BYTES``, so a batch in hand stays some
-megabytes however large the events.
+well as in events, and a read stops at ``READ_BYTES`` or at half the queue's bound,
+whichever is less, so a batch in hand stays some megabytes however large the events,
+and ingest has room while it is delivered (a read that took the whole queue left none;
+with 10 KB events: 8,300-9,700 events/s taking it all, 9,400-10,500 taking half).
 """
 import asyncio
 import itertools
@@ -57,6 +59,7 @@ class MemoryStore(Store):
     def __init__(self, max_claims: int = MEMORY_CLAIMS, max_queue_bytes: int = MEMORY_QUEUE_BYTES):
         self.max_claims = max_claims
         self.max_queue_bytes = max_queue_bytes
+        self.read_bytes = min(READ_BYTES, max_queue_bytes // 2)
         self._claims: OrderedDict[str, float] = OrderedDict()
         self._queues: dict[str, _Queue] = {}
         self._dead: dict[str, OrderedDict[str, DeadLetter]] = {}
@@ -145,7 +148,7 @@ class MemoryStore(Store):
             except asyncio.TimeoutError:
                 return []
         size = sum(entry.size for entry in out)
-        while queue.entries and len(out) < count and (not out or size < READ_BYTES):
+        while queue.entries and len(out) < count and (not out or size < self.read_bytes):
             entry, _ = queue.entries.popleft()
             queue.pending[entry.id] = (entry, now, consumer)
             out.append(entry)
