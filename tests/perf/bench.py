@@ -437,18 +437,24 @@ def growth(s: Settings, servers: dict[str, Server], res: Results) -> None:
 
 def targets(s: Settings, res: Results) -> None:
     header("targets")
-    lunary = {t: median(res.ingest[(t, "lunary")]) for t in ("ceiling", "memory", "redis")}
-    ratios = {t: min(median(res.ingest[(t, k)])["sustained"] / median(res.ingest[("ceiling", k)])["sustained"]
-                     for k in {k for (_, k) in res.ingest}) for t in ("memory", "redis")}
+    kinds = sorted({k for (_, k) in res.ingest})
+    ratio_of = {(t, k): median(res.ingest[(t, k)])["sustained"] / median(res.ingest[("ceiling", k)])["sustained"]
+                for t in ("memory", "redis") for k in kinds}
+    worst = {t: min(kinds, key=lambda k: ratio_of[(t, k)]) for t in ("memory", "redis")}
+    ratios = {t: ratio_of[(t, worst[t])] for t in ("memory", "redis")}
+
+    def each(t: str) -> str:
+        return f"worst {worst[t]}; " + ", ".join(f"{k} {ratio_of[(t, k)]:.2f}" for k in kinds)
+
     added, added_redis = (statistics.median(res.half[t]) for t in ("memory", "redis"))
     rss = max([r["rss"] for (t, _), rs in res.ingest.items() if t != "ceiling" for r in rs]
               + [r["rss"] for (_, _, t, r) in res.growth if t != "ceiling"] + [r["rss"] for r in res.workers.values()])
     redis_down = res.drain["redis"]
     checks = [
         ("ingest, memory store >= 0.35x ceiling events/s (worst payload)", ratios["memory"] >= 0.35,
-         f"{ratios['memory']:.2f}x (lunary {lunary['memory']['sustained']:,.0f} vs {lunary['ceiling']['sustained']:,.0f})"),
+         f"{ratios['memory']:.2f}x ({each('memory')})"),
         ("ingest, Redis store >= 0.2x ceiling events/s (worst payload)", ratios["redis"] >= 0.2,
-         f"{ratios['redis']:.2f}x (lunary {lunary['redis']['sustained']:,.0f})"),
+         f"{ratios['redis']:.2f}x ({each('redis')})"),
         ("backlog drain >= 20,000 events/s", min(d["eps"] for d in res.drain.values()) >= 20_000,
          ", ".join(f"{k} {d['eps']:,.0f}" for k, d in res.drain.items())),
         ("p99 added latency < 10 ms at half max throughput (median of rounds)", max(added, added_redis) < 0.010,
