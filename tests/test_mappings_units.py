@@ -445,7 +445,7 @@ def _parse_and_check(parse, payload, args: dict) -> None:
                 orjson.dumps(request.body)
 
 
-@pytest.mark.parametrize("dialect, endpoint, args, payload", _fuzz_cases())
+@pytest.mark.parametrize("dialect, endpoint, args, payload", list(_fuzz_cases()))
 def test_odd_values_anywhere_give_mapping_errors_or_valid_events(dialect, endpoint, args, payload):
     parse = getattr(importlib.import_module(f"mappings.{dialect}"), endpoint)
     for path in list(_paths(payload)):

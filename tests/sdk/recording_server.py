@@ -34,6 +34,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 CREATED_AT = "2025-01-01T00:00:00Z"
 ID_FIELDS = {"traceId", "spanId", "parentSpanId"}
 
+BODY = web.RequestKey("recorded_body", object)  # the decoded body, for the handlers
+
 
 @dataclass
 class Recorded:
@@ -93,7 +95,7 @@ class RecordingServer:
         if request.headers.get("Content-Encoding") == "gzip":
             raw = gzip.decompress(raw)
         body = _decode(raw, request.content_type)
-        request["body"] = body
+        request[BODY] = body
         self.requests.append(
             Recorded(request.method, request.path, request.query_string, dict(request.headers),
                      body)
@@ -136,14 +138,14 @@ def _new_id() -> str:
 
 
 async def _llmonitor_report(request: web.Request) -> web.Response:
-    events = (request["body"] or {}).get("events")
+    events = (request[BODY] or {}).get("events")
     if not isinstance(events, list) or not events:
         return web.json_response({"message": "Missing events payload."}, status=400)
     return web.json_response([{"id": e.get("runId"), "success": True} for e in events])
 
 
 async def _lunary_ingest(request: web.Request) -> web.Response:
-    body = request["body"]
+    body = request[BODY]
     events = body.get("events", body) if isinstance(body, dict) else body
     if isinstance(events, dict):
         events = [events]
@@ -151,7 +153,7 @@ async def _lunary_ingest(request: web.Request) -> web.Response:
 
 
 async def _hh_session_start(request: web.Request) -> web.Response:
-    session_id = (request["body"] or {}).get("session", {}).get("session_id") or _new_id()
+    session_id = (request[BODY] or {}).get("session", {}).get("session_id") or _new_id()
     return web.json_response(
         {
             "session_id": session_id,
@@ -164,7 +166,7 @@ async def _hh_session_start(request: web.Request) -> web.Response:
 
 
 async def _hh_event(request: web.Request) -> web.Response:
-    event = (request["body"] or {}).get("event", {})
+    event = (request[BODY] or {}).get("event", {})
     return web.json_response({"success": True, "event_id": event.get("event_id") or _new_id()})
 
 
@@ -173,7 +175,7 @@ async def _hh_update(request: web.Request) -> web.Response:
 
 
 async def _hh_batch(request: web.Request) -> web.Response:
-    events = (request["body"] or {}).get("events", [])
+    events = (request[BODY] or {}).get("events", [])
     return web.json_response(
         {"success": True, "event_ids": [e.get("event_id") or _new_id() for e in events]}
     )
@@ -193,13 +195,13 @@ async def _vk_fingerprint(request: web.Request) -> web.Response:
 
 
 async def _vk_event(request: web.Request) -> web.Response:
-    if not (request["body"] or {}).get("session"):
+    if not (request[BODY] or {}).get("session"):
         return web.json_response({"detail": {"type": "session-id-empty"}}, status=422)
     return web.json_response({"success": True})
 
 
 async def _vk_person(request: web.Request) -> web.Response:
-    body = request["body"] or {}
+    body = request[BODY] or {}
     person_id = request.match_info.get("person_id") or body.get("person_id")
     return web.json_response(
         {"person_id": person_id, "properties": body.get("properties") or {},
@@ -208,7 +210,7 @@ async def _vk_person(request: web.Request) -> web.Response:
 
 
 async def _vk_agent(request: web.Request) -> web.Response:
-    body = request["body"] or {}
+    body = request[BODY] or {}
     return web.json_response(
         {
             "agent_name": request.match_info.get("agent_name") or body.get("agent_name"),
@@ -221,7 +223,7 @@ async def _vk_agent(request: web.Request) -> web.Response:
 
 
 async def _vk_agent_version(request: web.Request) -> web.Response:
-    body = request["body"] or {}
+    body = request[BODY] or {}
     return web.json_response(
         {
             "agent_version_name": request.match_info.get("agent_version_name")
