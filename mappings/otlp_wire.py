@@ -265,7 +265,7 @@ _ANY_READERS: dict[str, Callable[..., Any]] = {
     "stringValue": _json_string, "boolValue": _json_bool, "intValue": _json_int, "doubleValue": _json_double,
     "arrayValue": _json_array, "kvlistValue": _json_kvlist, "bytesValue": _json_bytes,
 }
-_NESTED = {"arrayValue": _json_array, "kvlistValue": _json_kvlist}  # read with their depth
+_NESTED = {key: _ANY_READERS[key] for key in ("arrayValue", "kvlistValue")}  # read with their depth
 
 
 def _json_attributes(pairs: Any, depth: int = 0) -> dict:
