@@ -11,7 +11,7 @@ import logging
 import aiohttp
 from aiohttp import web
 
-from . import operations
+from . import operations, turns
 from .admin import DELIVERY_LISTENERS, FORWARDERS
 from .auth import Auth
 from .config import Backend, Config
@@ -57,6 +57,7 @@ def build_app(config: Config, store: Store | None = None, forward: bool = True) 
     app.cleanup_ctx.append(resources)
     app.cleanup_ctx.append(passthrough.session_ctx)
     operations.install(app)
+    app.middlewares.append(turns.answers_together())
     app.add_routes(passthrough.routes())
     return app
 
