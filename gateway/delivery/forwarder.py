@@ -66,6 +66,7 @@ class Forwarder:
                           if backend.dialect in RECORD_DIALECTS else None)
         self._next_sweep = 0.0
         self._next_reclaim = 0.0
+        self._next_renewal = 0.0
         # estimated usage matters only where it is kept: the archive and record backends
         # (Lunary and LLMonitor count tokens server-side, and are sent reported usage only)
         estimates = backend.dialect == "jsonl" or backend.dialect in RECORD_DIALECTS
@@ -82,7 +83,7 @@ class Forwarder:
         try:
             while not self.stopping.is_set():
                 try:
-                    if not await self.store.lease(self.name, self.owner, self.lease_ttl):
+                    if not await self._leased():
                         await _dropped(ahead)
                         ahead = None
                         await self._sleep(self.lease_ttl / 3)
@@ -116,6 +117,17 @@ class Forwarder:
             await _dropped(ahead)
         await self.store.release(self.name, self.owner)
 
+    async def _leased(self) -> bool:
+        """Hold the lease, renewed at most every third of its TTL (so at least two thirds
+        of it are left whenever a batch starts): with the Redis store a renewal per batch
+        was a round trip per batch, on a busy gateway several hundred a second."""
+        now = time.monotonic()
+        if now < self._next_renewal:
+            return True
+        held = await self.store.lease(self.name, self.owner, self.lease_ttl)
+        self._next_renewal = now + self.lease_ttl / 3 if held else 0.0
+        return held
+
     async def _holding_lease(self, work) -> None:
         """Run a batch while renewing the lease, so a slow or unreachable backend never
         lets another replica re-claim entries still in hand; if the lease is lost anyway,
@@ -137,6 +149,7 @@ class Forwarder:
                     log.warning("forwarder %s: cannot renew the lease (%s); batch kept", self.name, exc)
                     continue
                 if not held:
+                    self._next_renewal = 0.0
                     log.warning("forwarder %s: lease lost mid-batch; leaving it to the new holder", self.name)
                     task.cancel()
                     break
