@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.perf.wakeup import GAPS_US
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("== ingest:", "== ingest summary", "== latency at half of max throughput", "== cost of growth",
             "== backlog drain", "== scaling: rosetta serve --workers 1 vs 2", "== targets")
@@ -20,3 +22,12 @@ def test_quick_bench_prints_every_section():
     assert "otlp" in out, "OTLP is measured or says why not"
     assert out.count("PASS") + out.count("FAIL") == 6
     assert "! only" not in out, "the drain lost events"
+
+
+def test_the_wakeup_measurement_prints_a_row_per_gap():
+    done = subprocess.run([sys.executable, "-m", "tests.perf.wakeup", "20"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = done.stdout.splitlines()[1:]
+    assert [int(row.split()[0]) for row in rows] == list(GAPS_US)
+    assert all(float(row.split()[1]) > 0 for row in rows)
