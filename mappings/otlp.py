@@ -123,23 +123,32 @@ ROSETTA_GROUPS = {
 # splits a key into (prefix, rest)
 PREFIXES = ("gen_ai.request", "gen_ai.prompt", "gen_ai.completion", *HONEYHIVE_GROUPS.values(), *ROSETTA_GROUPS.values())
 PREFIXED = re.compile("({})\\.(.*)".format("|".join(map(re.escape, PREFIXES))), re.DOTALL)
-# attribute -> (row, place among the row's sources): the order `_read_table` reads in
-SOURCE_ORDER = {key: (i, j) for i, row in enumerate(ATTRIBUTES) for j, key in enumerate(row.sources)}
 
 
 class _Plan:
     """What a span's attribute names alone decide, worked out once per set of names (the
     spans of one tracer share a few): the names of each group, by prefix and rest, and
-    the table's sources present, in reading order."""
+    the shape of its flattening (`_row_shape`); the HoneyHive and Rosetta groups present
+    (record key or canonical field, prefix); the table's rows with a source present,
+    each with its sources present, in reading order; and the input and output readers
+    that may find something (`_readers`)."""
 
-    __slots__ = ("groups", "table")
+    __slots__ = ("groups", "shapes", "honeyhive", "rosetta", "table", "inputs", "outputs")
 
     def __init__(self, names: tuple[str, ...]):
         self.groups: dict[str, dict[str, str]] = {}  # prefix -> {rest: attribute name}
         for found in filter(None, map(PREFIXED.match, names)):
             prefix, rest = found.groups()
             self.groups.setdefault(prefix, {})[rest] = found.string
-        self.table = sorted(SOURCE_ORDER.keys() & set(names), key=SOURCE_ORDER.get)
+        self.shapes = {prefix: _row_shape(tuple(rests)) for prefix, rests in self.groups.items()}
+        self.honeyhive = tuple((key, prefix) for key, prefix in HONEYHIVE_GROUPS.items() if prefix in self.groups)
+        self.rosetta = tuple((target, prefix) for target, prefix in ROSETTA_GROUPS.items() if prefix in self.groups)
+        named = set(names)
+        self.table = tuple((row, sources) for row in ATTRIBUTES
+                           if (sources := tuple(filter(named.__contains__, row.sources))))
+        present = {*names, *self.groups}
+        self.inputs = _readers(INPUT_READERS, present)
+        self.outputs = _readers(OUTPUT_READERS, present)
 
 
 MAX_REMEMBERED = 1024  # name sets remembered per kind of work; past it, all are forgotten
@@ -182,6 +191,9 @@ class _Reading:
     def use_prefixed(self, prefix: str, rests) -> None:
         if rests:
             self.used.update(map(self.plan.groups[prefix].__getitem__, rests))
+
+    def use_group(self, prefix: str) -> None:
+        self.used.update(self.plan.groups[prefix].values())
 
     def events(self, *names: str) -> list[tuple[int, dict]]:
         events = self.span["events"]
@@ -232,13 +244,10 @@ def _row_shape(names: tuple[str, ...]) -> tuple | None:
     return tuple(tuple(rows[i]) for i in range(len(rows)))
 
 
-_ROW_SHAPES: dict[tuple[str, ...], tuple | None] = {}
-
-
-def _unflatten(flat: dict, field: str) -> Any:
-    """``{"a.0.b": 1}`` -> ``{"a": [{"b": 1}]}``: the HoneyHive tracer's flattening undone."""
-    shape = _remembered(_ROW_SHAPES, tuple(flat), _row_shape)
-    if shape is not None and not any(isinstance(value, dict) for value in flat.values()):
+def _unflatten(flat: dict, field: str, shape: tuple | None) -> Any:
+    """``{"a.0.b": 1}`` -> ``{"a": [{"b": 1}]}``: the HoneyHive tracer's flattening undone
+    (``shape``: the `_row_shape` of the keys)."""
+    if shape is not None and dict not in map(type, flat.values()):
         return [{name: flat[key] for name, key in row} for row in shape]
     rows: dict[str, dict] = {}  # the next commonest: every key "<index>.<name>"
     for key, value in flat.items():
@@ -291,21 +300,21 @@ def _put(event: dict, target: str, value: Any) -> None:
 
 def _read_table(reading: _Reading, event: dict) -> None:
     """Each row from its first source present; its sources that repeat that value are consumed."""
-    read: dict[int, Any] = {}  # row -> the value it was filled from
-    for key in reading.plan.table:
-        index, _ = SOURCE_ORDER[key]
-        value = reading.get(key)
-        if value is None:
-            continue
-        if index not in read:
-            read[index] = value
-            row = ATTRIBUTES[index]
-            try:
-                _put(event, row.target, CONVERTERS[row.convert](value))
-            except MappingError as exc:
-                raise MappingError(f"attributes.{key}", exc.problem) from None
-        if value == read[index]:
-            reading.used.add(key)
+    get, used = reading.get, reading.used
+    for row, sources in reading.plan.table:
+        first = None  # the value the row was filled from
+        for key in sources:
+            value = get(key)
+            if value is None:
+                continue
+            if first is None:
+                first = value
+                try:
+                    _put(event, row.target, CONVERTERS[row.convert](value))
+                except MappingError as exc:
+                    raise MappingError(f"attributes.{key}", exc.problem) from None
+            if value == first:
+                used.add(key)
 
 
 # ---- messages ------------------------------------------------------------------------
@@ -355,8 +364,10 @@ def _from_parts(msg: dict) -> dict:
 
 def _from_flat(msg: dict) -> dict:
     """A message of the older per-index attributes or message events (tool_calls as a list)."""
+    if "tool_calls" not in msg:
+        return messages.normalize_message(msg)
     out = dict(msg)
-    calls = _loads(out.pop("tool_calls")) if "tool_calls" in out else None
+    calls = _loads(out.pop("tool_calls"))
     if isinstance(calls, list) and calls:
         out["tool_calls"] = [_tool_call(c) for c in calls]
     return messages.normalize_message(out)
@@ -402,9 +413,9 @@ def _indexed_messages(reading: _Reading, prefix: str) -> list | None:
     flat = reading.prefixed.get(prefix)
     if not flat:
         return None
-    found = _message_list(_unflatten(flat, f"attributes.{prefix}"), _from_flat)
+    found = _message_list(_unflatten(flat, f"attributes.{prefix}", reading.plan.shapes[prefix]), _from_flat)
     if found is not None:
-        reading.use_prefixed(prefix, flat)
+        reading.use_group(prefix)
     return found
 
 
@@ -462,20 +473,27 @@ def _output_events(reading):
 
 
 # Where a run's input and output may be, most specific first; HoneyHive's are read before.
+# Each reader with the attributes or group prefixes it reads (None: the span's events).
 INPUT_READERS = (
-    lambda r: _json_attribute(r, "rosetta.input"),
-    _input_new,
-    lambda r: _indexed_messages(r, "gen_ai.prompt"),
-    lambda r: _event_messages(r, *MESSAGE_EVENTS),
-    lambda r: _json_attribute(r, "gen_ai.tool.call.arguments"),
+    (lambda r: _json_attribute(r, "rosetta.input"), ("rosetta.input",)),
+    (_input_new, ("gen_ai.system_instructions", "gen_ai.input.messages")),
+    (lambda r: _indexed_messages(r, "gen_ai.prompt"), ("gen_ai.prompt",)),
+    (lambda r: _event_messages(r, *MESSAGE_EVENTS), None),
+    (lambda r: _json_attribute(r, "gen_ai.tool.call.arguments"), ("gen_ai.tool.call.arguments",)),
 )
 OUTPUT_READERS = (
-    lambda r: _json_attribute(r, "rosetta.output"),
-    _output_new,
-    _output_indexed,
-    _output_events,
-    lambda r: _json_attribute(r, "gen_ai.tool.call.result"),
+    (lambda r: _json_attribute(r, "rosetta.output"), ("rosetta.output",)),
+    (_output_new, ("gen_ai.output.messages",)),
+    (_output_indexed, ("gen_ai.completion",)),
+    (_output_events, None),
+    (lambda r: _json_attribute(r, "gen_ai.tool.call.result"), ("gen_ai.tool.call.result",)),
 )
+
+
+def _readers(readers: tuple, present: set[str]) -> tuple:
+    """The readers that may find something where these attribute names and group
+    prefixes are present: a reader of attributes none of which is present finds nothing."""
+    return tuple(read for read, reads in readers if reads is None or not present.isdisjoint(reads))
 
 
 # ---- ingress -------------------------------------------------------------------------
@@ -519,11 +537,10 @@ def _tracer_copies(key: str, record: dict, flat: dict) -> list[str]:
 def _honeyhive(reading: _Reading, event: dict, event_type: str | None) -> None:
     """The tracer's flattened objects, mapped as the JSON HoneyHive records are."""
     record = {}
-    for key, prefix in HONEYHIVE_GROUPS.items():
-        flat = reading.prefixed.get(prefix)
-        if flat:
-            record[key] = _unflatten(flat, f"attributes.{prefix}")
-            reading.use_prefixed(prefix, _tracer_copies(key, record, flat))
+    for key, prefix in reading.plan.honeyhive:
+        flat = reading.prefixed[prefix]
+        record[key] = _unflatten(flat, f"attributes.{prefix}", reading.plan.shapes[prefix])
+        reading.use_prefixed(prefix, _tracer_copies(key, record, flat))
     if not record:
         return
     try:
@@ -614,15 +631,13 @@ def span_to_canonical(span: dict) -> dict:
     reading.use_prefixed("gen_ai.request", params)
     event["params"] = {PARAM_NAMES.get(k, k): v for k, v in params.items()}
     _honeyhive(reading, event, event_type)
-    for target, prefix in ROSETTA_GROUPS.items():
-        flat = reading.prefixed.get(prefix)
-        if flat:
-            reading.use_prefixed(prefix, flat)
-            event[target] = {**(event[target] or {}), **flat}
+    for target, prefix in reading.plan.rosetta:
+        reading.use_group(prefix)
+        event[target] = {**(event[target] or {}), **reading.prefixed[prefix]}
     if event["input"] is None:
-        event["input"] = _first(INPUT_READERS, reading)
+        event["input"] = _first(reading.plan.inputs, reading)
     if event["output"] is None:
-        event["output"] = _first(OUTPUT_READERS, reading)
+        event["output"] = _first(reading.plan.outputs, reading)
     event["error"] = _error(reading)
     if event["error"] is None and isinstance(reading.get("honeyhive_error"), str):
         event["error"] = {"message": reading.take("honeyhive_error")}

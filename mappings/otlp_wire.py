@@ -197,18 +197,26 @@ def _json_value(value: Any, depth: int = 0) -> Any:
         if value is None:
             return None
         raise MappingError("", "expected an AnyValue object")
-    text = value.get("stringValue")
-    if isinstance(text, str) and len(value) == 1:
-        return text
-    present = value.keys() & _ANY_READERS.keys()
-    if len(present) != 1:
-        if not value:
-            return None
-        raise MappingError("", f"expected exactly one of {', '.join(_ANY_READERS)}")
-    key = present.pop()
-    if key in _NESTED:
-        return _placed(_NESTED[key], value[key], key, depth + 1)
-    return _placed(_ANY_READERS[key], value[key], key)
+    if len(value) == 1:  # as exporters send it: the one member set, and nothing else
+        [key] = value
+    else:
+        present = value.keys() & _ANY_READERS.keys()
+        if len(present) != 1:
+            if not value:
+                return None
+            raise _not_one_value()
+        key = present.pop()
+    read = _ANY_READERS.get(key)
+    if read is None:
+        raise _not_one_value()
+    try:
+        return read(value[key], depth + 1) if key in _NESTED else read(value[key])
+    except MappingError as exc:
+        raise exc.within(key) from None
+
+
+def _not_one_value() -> MappingError:
+    return MappingError("", f"expected exactly one of {', '.join(_ANY_READERS)}")
 
 
 def _json_bool(inner: Any) -> bool:
@@ -265,7 +273,7 @@ _ANY_READERS: dict[str, Callable[..., Any]] = {
     "stringValue": _json_string, "boolValue": _json_bool, "intValue": _json_int, "doubleValue": _json_double,
     "arrayValue": _json_array, "kvlistValue": _json_kvlist, "bytesValue": _json_bytes,
 }
-_NESTED = {key: _ANY_READERS[key] for key in ("arrayValue", "kvlistValue")}  # read with their depth
+_NESTED = frozenset({"arrayValue", "kvlistValue"})  # read with their depth
 
 
 def _json_attributes(pairs: Any, depth: int = 0) -> dict:
@@ -279,8 +287,13 @@ def _json_attributes(pairs: Any, depth: int = 0) -> dict:
         key = pair.get("key") if isinstance(pair, dict) else None
         if not isinstance(key, str):
             raise MappingError(f"[{i}].key", "required: a string")
+        value = pair.get("value")
+        text = value.get("stringValue") if isinstance(value, dict) and len(value) == 1 else None
+        if isinstance(text, str):  # the commonest value, read without a call
+            out[key] = text
+            continue
         try:
-            out[key] = _json_value(pair.get("value"), depth)
+            out[key] = _json_value(value, depth)
         except MappingError as exc:
             raise exc.within(f"[{i}].value") from None
     return out

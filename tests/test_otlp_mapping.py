@@ -266,7 +266,58 @@ def test_values_nested_past_the_limit_fail_their_span_alone() -> None:
 ])
 def test_flattened_lists_read_alike_by_every_path(flat: dict) -> None:
     """The remembered shape of the commonest flattening gives what the general reading gives."""
-    assert otlp._unflatten(flat, "f") == otlp._unflatten_paths(flat, "f")
+    assert otlp._unflatten(flat, "f", otlp._row_shape(tuple(flat))) == otlp._unflatten_paths(flat, "f")
+
+
+def golden_spans() -> list[dict]:
+    return [span for case in CASES for span in otlp.decode_request(golden_input(case), "application/json")
+            if not isinstance(span, MappingError)]
+
+
+@pytest.mark.parametrize("readers, planned", [(otlp.INPUT_READERS, "inputs"), (otlp.OUTPUT_READERS, "outputs")])
+def test_readers_left_out_by_the_plan_would_find_nothing(readers, planned: str) -> None:
+    """Skipping the readers whose attributes a span lacks gives what trying them all gives."""
+    for span in golden_spans():
+        every, skipping = otlp._Reading(span), otlp._Reading(span)
+        assert otlp._first([read for read, _ in readers], every) == otlp._first(getattr(skipping.plan, planned), skipping)
+        assert (every.used, every.used_events) == (skipping.used, skipping.used_events)
+
+
+ANY_VALUES = [
+    {"stringValue": "hi"}, {"boolValue": True}, {"intValue": 7}, {"intValue": "-7"}, {"doubleValue": 0.5},
+    {"doubleValue": "-Infinity"}, {"bytesValue": "AAE="}, {"arrayValue": {"values": [{"stringValue": "a"}, {}]}},
+    {"kvlistValue": {"values": [{"key": "k", "value": {"intValue": 1}}]}}, {"stringValue": 5}, {"intValue": "x"},
+    {"boolValue": "true"}, {"bytesValue": "!"}, {"arrayValue": 3}, {"nope": 1},
+]
+
+
+def read_value(value: dict):
+    try:
+        return otlp_wire._json_value(value)
+    except MappingError as exc:
+        return exc.field, exc.problem
+
+
+@pytest.mark.parametrize("value", ANY_VALUES)
+def test_a_lone_value_member_reads_as_among_unknown_members(value: dict) -> None:
+    """The one-member AnyValue read directly agrees with the general reading, which picks
+    the value member out from members it ignores."""
+    assert read_value(value) == read_value({**value, "exporterNote": "ignored"})
+
+
+def test_attributes_read_each_value_as_the_value_reader_does() -> None:
+    """String values read inline in the attribute loop agree with `_json_value`."""
+    values = [v for v in ANY_VALUES if not isinstance(read_value(v), tuple)]
+    values += [{"stringValue": "x", "intValue": 1}, {"stringValue": "x", "note": 1}, {}, None]
+    pairs = [{"key": f"k{i}", "value": value} for i, value in enumerate(values)]
+    expected = {}
+    for pair in pairs:
+        try:
+            expected[pair["key"]] = otlp_wire._json_value(pair["value"])
+        except MappingError:
+            with pytest.raises(MappingError):
+                otlp_wire._json_attributes([pair])
+    assert otlp_wire._json_attributes([p for p in pairs if p["key"] in expected]) == expected
 
 
 def test_what_attribute_names_decide_is_remembered_within_a_bound() -> None:
@@ -275,7 +326,7 @@ def test_what_attribute_names_decide_is_remembered_within_a_bound() -> None:
         plan = otlp._remembered(otlp._PLANS, (f"gen_ai.prompt.{n}.role", "gen_ai.request.model"), otlp._Plan)
         assert plan.groups == {"gen_ai.prompt": {f"{n}.role": f"gen_ai.prompt.{n}.role"},
                                "gen_ai.request": {"model": "gen_ai.request.model"}}
-        assert plan.table == ["gen_ai.request.model"]
+        assert [(row.target, sources) for row, sources in plan.table] == [("model", ("gen_ai.request.model",))]
         assert len(otlp._PLANS) <= otlp.MAX_REMEMBERED
 
 
