@@ -1,12 +1,12 @@
 """Answers written together, when the event loop's turn that made them is over.
 
 Writing to a socket whose reader sleeps makes the writer pay for waking it. On the
-2-core virtual machines Rosetta is measured on, a 300-byte send on loopback cost 3 µs
-when the reader was busy and 100–250 µs when it had been idle for 0.1–2 ms. A client
-waiting on a busy gateway idles between answers, so an answer written the moment it
-was ready paid that wake-up nearly every time (about a seventh of a Lunary request's
-cost). Held to the end of the turn, the answers of one turn go out close together and
-share one. Like Netty's flush consolidation, it trades a turn of latency for fewer
+2-core virtual machines Rosetta is measured on, a 300-byte send on loopback cost 3–9 µs
+when the reader was busy and 40–250 µs (by run) when it had been idle for 0.1–2 ms
+(`python -m tests.perf.wakeup`). A client waiting on a busy gateway idles between
+answers, so an answer written the moment it was ready paid that wake-up nearly every
+time (the answer's send was a seventh of a Lunary request's cost). Held to the end of
+the turn, the answers of one turn go out close together and share one. Like Netty's flush consolidation, it trades a turn of latency for fewer
 costly writes; the interleaved A/B runs are in the README.
 
 Only a busy gateway holds answers: one whose turn, or the last turn that made answers,
