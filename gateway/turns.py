@@ -6,8 +6,9 @@ when the reader was busy and 40–250 µs (by run) when it had been idle for 0.1
 (`python -m tests.perf.wakeup`). A client waiting on a busy gateway idles between
 answers, so an answer written the moment it was ready paid that wake-up nearly every
 time (the answer's send was a seventh of a Lunary request's cost). Held to the end of
-the turn, the answers of one turn go out close together and share one. Like Netty's flush consolidation, it trades a turn of latency for fewer
-costly writes; the interleaved A/B runs are in the README.
+the turn, the answers of one turn go out close together and share one. Like Netty's
+flush consolidation, it trades a turn of latency for fewer costly writes; the
+interleaved A/B runs are in the README.
 
 Only a busy gateway holds answers: one whose turn, or the last turn that made answers,
 made more than one. Under light load an answer is alone in its turn, has no one to share
