@@ -25,6 +25,17 @@ def _pack(command: tuple) -> bytes:
     return b"".join(parts)
 
 
+def settle(future: asyncio.Future, answer) -> None:
+    """Hand a caller its answer, or raise in it the error that the answer is; a caller
+    that gave up (a cancelled future) is skipped."""
+    if future.done():
+        return
+    if isinstance(answer, BaseException):
+        future.set_exception(answer)
+    else:
+        future.set_result(answer)
+
+
 class _Link:
     """A connection taken from the pool, the callers awaiting its answers, and its reader."""
 
@@ -80,13 +91,7 @@ class Channel:
                     answer = exc
                 if not link.waiting:
                     raise ConnectionError(f"Redis sent an answer nobody asked for: {answer!r:.100}")
-                future = link.waiting.popleft()
-                if future.done():
-                    continue
-                if isinstance(answer, BaseException):
-                    future.set_exception(answer)
-                else:
-                    future.set_result(answer)
+                settle(link.waiting.popleft(), answer)
         except asyncio.CancelledError:
             self._break(link, ConnectionError("Redis channel closed"))
             raise

@@ -15,7 +15,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from . import keys
 from .base import Backpressure, DeadLetter, Entry, Store
-from .channel import Channel
+from .channel import Channel, settle
 
 # ARGV: ttl; the claims, space-separated; the events as one JSON array; each event's byte
 # length, comma-separated; the number of backends; then per backend: name, bound, and the
@@ -196,12 +196,7 @@ class RedisStore(Store):
                     result = await self._accept(args=args)
                 except Exception as exc:
                     result = exc
-            if future.done():
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+            settle(future, result)
 
     async def _ensure_group(self, backend: str) -> None:
         if backend in self._groups:
