@@ -67,7 +67,7 @@ def start_forwarder(app: web.Application, backend: Backend) -> Forwarder:
     state = app[STATE]
     delivery = state.config.delivery
     forwarder = Forwarder(backend, state.store, app[DELIVERY_SESSION], lease_ttl=delivery.lease_ttl,
-                          reclaim_idle=delivery.reclaim_idle, linger=delivery.linger)
+                          reclaim_idle=delivery.reclaim_idle, linger=delivery.linger, exact_o200k=delivery.exact_o200k)
     forwarder.listeners = app[DELIVERY_LISTENERS]
     app[FORWARDERS][backend.name] = forwarder
     app[FORWARDER_TASKS][backend.name] = asyncio.create_task(forwarder.run(), name=f"forward:{backend.name}")

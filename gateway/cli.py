@@ -46,7 +46,7 @@ def _serve_one(cfg: config_mod.Config, host: str, port: int, reuse_port: bool, p
 
     async def tuned(app) -> None:
         from . import enrich
-        enrich.warm()
+        enrich.warm(o200k=cfg.delivery.exact_o200k)
         _tune_gc()
 
     app.on_startup.append(tuned)

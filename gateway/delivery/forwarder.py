@@ -45,7 +45,7 @@ class Stats:
 class Forwarder:
     def __init__(self, backend: Backend, store: Store, session: aiohttp.ClientSession | None,
                  lease_ttl: float = 10.0, read_count: int = 200, reclaim_idle: float | None = None,
-                 linger: float = 0.0):
+                 linger: float = 0.0, exact_o200k: bool = False):
         self.backend = backend
         self.name = backend.name
         self.store = store
@@ -69,7 +69,7 @@ class Forwarder:
         # estimated usage matters only where it is kept: the archive and record backends
         # (Lunary and LLMonitor count tokens server-side, and are sent reported usage only)
         estimates = backend.dialect == "jsonl" or backend.dialect in RECORD_DIALECTS
-        self.estimator = enrich.Estimator() if estimates else None
+        self.estimator = enrich.Estimator(o200k=exact_o200k) if estimates else None
         rules = backend.redact
         self.redactor = Redactor(rules.builtin, rules.patterns, rules.fields, rules.mode) if rules else None
 
