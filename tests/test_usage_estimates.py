@@ -1,6 +1,4 @@
 """Token usage estimates: one per LLM call, on the event that ends it, in the model's encoding."""
-import asyncio
-
 import orjson
 import pytest
 import tiktoken
@@ -11,6 +9,7 @@ from gateway.app import build_app
 from gateway.config import Delivery, default
 from gateway.enrich import CL100K, O200K, Estimator, count, encoding_for
 from mappings.canonical import new_event
+from tests.processes import until
 
 PROMPT = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "What is the capital of France?"}]
 REPLY = {"role": "assistant", "content": "Paris, the capital and largest city of France."}
@@ -95,11 +94,12 @@ async def test_the_delivery_setting_decides_how_a_gateway_counts_gpt_4o(aiohttp_
             {"type": "llm", "event": "end", "runId": f"r-{exact}", "output": text,
              "timestamp": "2026-01-05T10:00:01.000Z"}]})
         assert answer.status == 200
-        for _ in range(200):
-            if path.exists() and len(path.read_bytes().splitlines()) == 2:
-                break
-            await asyncio.sleep(0.02)
-        end = orjson.loads(path.read_bytes().splitlines()[1])
+
+        async def both_archived() -> list[bytes] | None:
+            lines = path.read_bytes().splitlines() if path.exists() else []
+            return lines if len(lines) == 2 else None
+
+        end = orjson.loads((await until(both_archived, what="both events archived"))[1])
         assert (end["usage"]["prompt_tokens"], end["usage"]["completion_tokens"]) == (tokens, tokens), exact
 
 
