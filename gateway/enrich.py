@@ -63,33 +63,60 @@ def warm(o200k: bool) -> None:
         _encoding(name).count("warm")
 
 
-REMEMBERED_TEXT = 4096  # characters; longer texts are counted every time (at most ~32 MB held)
+REMEMBERED_TEXT = 4096  # characters; longer texts are counted every time
+REMEMBERED_TEXTS = 1024  # per generation, two generations (at most ~32 MB held)
 
 
-@lru_cache(maxsize=2048)
-def _remembered(text: str, encoding: str) -> int:
-    return _encoding(encoding).count(text)
+class _Counter:
+    """One encoding's counts, short texts remembered in two generations: when the recent
+    one is full it becomes the older one, and a text found in the older one is kept."""
+
+    def __init__(self, name: str):
+        self._count = _encoding(name).count
+        self._recent: dict[str, int] = {}
+        self._older: dict[str, int] = {}
+
+    def tokens(self, text: str) -> int:
+        found = self._recent.get(text)
+        if found is not None:
+            return found
+        found = self._older.get(text)
+        if found is None:
+            found = self._count(text)
+            if len(text) > REMEMBERED_TEXT:
+                return found
+        if len(self._recent) >= REMEMBERED_TEXTS:
+            self._older, self._recent = self._recent, {}
+        self._recent[text] = found
+        return found
 
 
-def _tokens(text: str, encoding: str) -> int:
-    return _remembered(text, encoding) if len(text) <= REMEMBERED_TEXT else _encoding(encoding).count(text)
+@lru_cache(maxsize=None)
+def _counter(encoding: str) -> _Counter:
+    return _Counter(encoding)
+
+
+def _message_tokens(msg: dict, tokens) -> int:
+    content = msg.get("content")
+    total = 3 + tokens(content if type(content) is str else messages.text_of(content))
+    for call in msg.get("tool_calls") or ():
+        total += tokens(orjson.dumps(call).decode())
+    return total
 
 
 def count(value: Any, model: Any = None, o200k: bool = False) -> int:
     """Tokens in a text, a message or a message list (as billed), or any other value as JSON."""
-    encoding = encoding_for(model, o200k)
     if value is None:
         return 0
+    tokens = _counter(encoding_for(model, o200k)).tokens
     if messages.is_message(value):
-        value = [value]
+        return 3 + _message_tokens(value, tokens)
     if messages.is_message_list(value):
         total = 3
         for msg in value:
-            total += 3 + _tokens(messages.text_of(msg.get("content")), encoding)
-            for call in msg.get("tool_calls") or []:
-                total += _tokens(orjson.dumps(call).decode(), encoding)
+            total += _message_tokens(msg, tokens)
         return total
-    return _tokens(value if isinstance(value, str) else orjson.dumps(value).decode(), encoding)
+    return tokens(value if isinstance(value, str) else orjson.dumps(value).decode())
 
 
 def _estimate(prompt: int | None, completion: int | None) -> dict:

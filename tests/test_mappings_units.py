@@ -12,11 +12,13 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mappings import honeyhive, ids, llmonitor, lunary, messages, stream_events, times, voker
 from mappings.canonical import validate_event
 from mappings.egress import OK, REJECT, RETRY
-from mappings.errors import MappingError
+from mappings.errors import MAX_DEPTH, MappingError, check_depth, depth
 
 INGRESS = Path(__file__).parent / "golden" / "ingress"
 T0 = "2026-11-23T13:03:45.000Z"
@@ -190,6 +192,60 @@ def test_as_uuid_derives_from_non_canonical_uuid_spellings(almost):
 def test_content_hash_ignores_key_order():
     assert ids.content_hash({"a": 1, "b": [1, {"c": 2, "d": 3}]}) == ids.content_hash({"b": [1, {"d": 3, "c": 2}], "a": 1})
     assert ids.content_hash({"a": 1}) != ids.content_hash({"a": 2})
+
+
+# ---- nesting depth ---------------------------------------------------------------
+
+def _nested(levels: int, leaf, as_dict: bool = False):
+    value = leaf
+    for _ in range(levels):
+        value = {"k": value} if as_dict else [value]
+    return value
+
+
+def _refused(value) -> bool:
+    try:
+        check_depth(value)
+    except MappingError as exc:
+        assert exc.problem == f"nested deeper than {MAX_DEPTH} levels"
+        return True
+    return False
+
+
+def test_the_encoder_stops_at_254_containers():
+    """`check_depth` lets the encoder count (under 254 - MAX_DEPTH wrapping lists): this is
+    the limit it relies on."""
+    orjson.dumps(_nested(254, 1))
+    with pytest.raises(orjson.JSONEncodeError, match="Recursion limit"):
+        orjson.dumps(_nested(255, 1))
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+@pytest.mark.parametrize("leaf, containers", [(1, 0), ("s", 0), ([], 1), ({}, 1)])
+def test_depth_counts_containers_empty_ones_included(as_dict, leaf, containers):
+    for levels in (MAX_DEPTH - 2, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1):
+        value = _nested(levels, leaf, as_dict)
+        assert depth(value) == levels + containers
+        assert _refused(value) == (levels + containers > MAX_DEPTH)
+
+
+def test_a_document_the_encoder_refuses_for_another_reason_is_walked():
+    """An integer past 64 bits makes the encoder fail at any depth: the walk decides."""
+    assert not _refused({"n": 2**70, "deep": _nested(MAX_DEPTH - 1, 1)})
+    assert _refused({"n": 2**70, "deep": _nested(MAX_DEPTH, 1)})
+
+
+_json_trees = st.recursive(
+    st.none() | st.integers(-5, 5) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner, max_size=3),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tree=_json_trees, levels=st.integers(MAX_DEPTH - 12, MAX_DEPTH + 2), at_dict=st.booleans())
+def test_check_depth_refuses_exactly_what_the_walk_counts_past_the_limit(tree, levels, at_dict):
+    value = {"events": [_nested(levels, tree, at_dict), tree]}
+    assert _refused(value) == (depth(value) > MAX_DEPTH)
 
 
 # ---- Lunary egress: reading the per-event results --------------------------------------
