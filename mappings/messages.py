@@ -16,16 +16,21 @@ _MESSAGE_KEYS = _MESSAGE_BODY_KEYS | {"role"}  # what `normalize_message` rewrit
 
 
 def is_message(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and isinstance(value.get("role"), str)
-        and not _MESSAGE_BODY_KEYS.isdisjoint(value)
-        and isinstance(value.get("tool_calls") or [], list)
-    )
+    if not isinstance(value, dict):
+        return False
+    if not isinstance(value.get("role"), str) or _MESSAGE_BODY_KEYS.isdisjoint(value):
+        return False
+    calls = value.get("tool_calls")
+    return not calls or isinstance(calls, list)
 
 
 def is_message_list(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(map(is_message, value))
+    if not isinstance(value, list) or not value:
+        return False
+    for item in value:
+        if not is_message(item):
+            return False
+    return True
 
 
 def _tool_call(call_id, name, arguments) -> dict:

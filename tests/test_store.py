@@ -55,6 +55,11 @@ async def test_accept_tells_new_from_duplicate_and_queues_only_new(store):
     assert events_of(await drain(store)) == [1, 2, 3]
 
 
+async def test_a_claim_repeated_within_one_accept_is_new_once(store):
+    assert await accept(store, 1, 1, 2) == [True, False, True]
+    assert events_of(await drain(store)) == [1, 2]
+
+
 async def test_one_event_routed_to_several_backends_is_queued_to_each(store):
     assert await accept(store, 1, backends=("x", "y")) == [True]
     for name in ("x", "y"):
@@ -339,6 +344,24 @@ async def test_a_redis_store_reads_back_what_it_queued_as_the_objects_it_was_giv
         assert theirs == mine
         only = await store.read("c", "A", 10, 0.05, None)
         assert [e for entry in only for e in entry.events] == [batch[1]] and only[0].events[0] is batch[1]
+    finally:
+        await store.close()
+
+
+async def test_redis_drops_expired_claims_a_bounded_number_per_accept(redis_url):
+    """Claims are members of one sorted set scored by expiry: each accept drops at most
+    1,000 (plus its own count) of the expired ones, oldest first, and a claim expired but
+    not yet dropped is new again."""
+    store = RedisStore(redis_url)
+    seen = keys.PREFIX + "seen"
+    try:
+        past = int(time.time() * 1000) - 60_000
+        await store.redis.zadd(seen, {f"old{n}": past + n for n in range(1500)} | {"c1": past + 1500})
+        assert await accept(store, 1) == [True]
+        assert await store.redis.zcard(seen) == 1501 - 1001
+        assert await store.redis.zscore(seen, "c1") > time.time() * 1000 + 50_000
+        assert await accept(store, 1, 2) == [False, True]
+        assert sorted(await store.redis.zrange(seen, 0, -1)) == [b"c1", b"c2"]
     finally:
         await store.close()
 

@@ -1,5 +1,5 @@
-"""Every Redis key Rosetta uses, in one place (the accept script builds ``seen:<claim>``,
-``q:<backend>`` and ``depth:<backend>`` from the same prefix)."""
+"""Every Redis key Rosetta uses, in one place (the accept script builds ``seen`` (the
+claims), ``q:<backend>`` and ``depth:<backend>`` from the same prefix)."""
 PREFIX = "rosetta:"
 GROUP = "forwarders"
 

@@ -17,6 +17,10 @@ from . import keys
 from .base import Backpressure, DeadLetter, Entry, Store
 from .channel import Channel, settle
 
+# Claims live in one sorted set, each scored with when it expires (milliseconds, by Redis's
+# clock): a request's claims cost one lookup and one insert whatever their number (a key
+# per claim cost a command each, most of the script's time), and each request first
+# drops the claims that expired since, a bounded number at a time.
 # ARGV: ttl; the claims, space-separated; the events as one JSON array; each event's byte
 # length, comma-separated; the number of backends; then per backend: name, bound, and the
 # 1-based indexes of its events, comma-separated, or "*" for all of them. Few arguments,
@@ -46,14 +50,26 @@ for b = 1, nb do
   if d + #idx > bound then return {-1, name} end
   targets[b] = {name, idx, spec == '*'}
 end
-local new, fresh = {}, 0
-for i = 1, n do
-  if redis.call('SET', prefix .. 'seen:' .. claims[i], '1', 'NX', 'EX', ttl) then
-    new[i] = 1; fresh = fresh + 1
-  else
-    new[i] = 0
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local seen = prefix .. 'seen'
+local expired = redis.call('ZCOUNT', seen, '-inf', now)
+if expired > 0 then redis.call('ZREMRANGEBYRANK', seen, 0, math.min(expired, 1000 + n) - 1) end
+local new, fresh, add, mine = {}, 0, {}, {}
+for from = 1, n, 1000 do
+  local to = math.min(from + 999, n)
+  local scores = redis.call('ZMSCORE', seen, unpack(claims, from, to))
+  for i = from, to do
+    local score, claim = scores[i - from + 1], claims[i]
+    if mine[claim] or (score and tonumber(score) > now) then
+      new[i] = 0
+    else
+      new[i] = 1; fresh = fresh + 1; mine[claim] = true
+      add[#add + 1] = now + ttl * 1000; add[#add + 1] = claim
+    end
   end
 end
+for from = 1, #add, 1000 do redis.call('ZADD', seen, unpack(add, from, math.min(from + 999, #add))) end
 local ids = {}
 for b = 1, nb do
   local name, idx = targets[b][1], targets[b][2]
