@@ -181,6 +181,17 @@ async def test_read_then_ack_empties_the_queue(store):
     assert await drain(store, reclaim_idle=0.0) == []
 
 
+async def test_an_ack_counts_only_the_entries_still_pending(store):
+    await accept(store, 1)
+    await accept(store, 2, 3)
+    first, second = await drain(store)
+    await store.ack(BACKEND, [first])
+    assert await store.depth(BACKEND) == 2
+    await store.ack(BACKEND, [first, second])
+    assert await store.depth(BACKEND) == 0, "the entry acknowledged before counts once"
+    assert await drain(store, reclaim_idle=0.0) == []
+
+
 async def test_a_consumer_reclaims_entries_it_abandoned(store):
     """A forwarder that dropped a batch (read ahead, then its lease was lost) gets it back
     once idle, as XAUTOCLAIM gives any consumer, itself included."""

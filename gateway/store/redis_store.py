@@ -102,12 +102,22 @@ return 0
 
 # KEYS: stream, depth; ARGV: group, then (entry id, event count) pairs. Only entries
 # still pending count, so an entry acknowledged twice (a re-claim race) is counted once.
+# Entries are acknowledged and deleted together, a thousand per command; when fewer were
+# pending than given (the race), each is deleted alone: an entry still in the stream is
+# one this call acknowledged (every acknowledgement deletes its entry, here, atomically).
 _ACK = """
+local ids, counts = {}, {}
+for i = 2, #ARGV, 2 do ids[#ids + 1] = ARGV[i]; counts[#counts + 1] = tonumber(ARGV[i + 1]) end
 local done = 0
-for i = 2, #ARGV, 2 do
-  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
-    redis.call('XDEL', KEYS[1], ARGV[i])
-    done = done + tonumber(ARGV[i + 1])
+for from = 1, #ids, 1000 do
+  local to = math.min(from + 999, #ids)
+  if redis.call('XACK', KEYS[1], ARGV[1], unpack(ids, from, to)) == to - from + 1 then
+    redis.call('XDEL', KEYS[1], unpack(ids, from, to))
+    for i = from, to do done = done + counts[i] end
+  else
+    for i = from, to do
+      if redis.call('XDEL', KEYS[1], ids[i]) == 1 then done = done + counts[i] end
+    end
   end
 end
 if done > 0 then redis.call('DECRBY', KEYS[2], done) end
