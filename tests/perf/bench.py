@@ -336,14 +336,20 @@ def ingest_rounds(s: Settings, servers: dict[str, Server], res: Results, redis: 
 
 
 def half_load(s: Settings, servers: dict[str, Server], res: Results) -> None:
-    header(f"latency at half of max throughput: lunary, open loop at half of each store's own sustained "
-           f"maximum, {s.rounds} interleaved rounds; added = p99 minus the ceiling's p99 in the same round")
+    """Each round measures the store's sustained maximum just before its open-loop pair,
+    so "half" holds even when the machine has sped up or slowed down since the ingest
+    rounds (on these shared machines it can change by half within a run)."""
+    header(f"latency at half of max throughput: lunary, open loop at half of each store's sustained maximum "
+           f"measured just before, {s.rounds} interleaved rounds; added = p99 minus the ceiling's p99 in the same round")
     row = "{:<6} {:<10} {:>9} {:>9} {:>8} {:>8} {:>12} {:>6}"
     print(row.format("round", "target", "req/s", "events/s", "p50 ms", "p99 ms", "added p99 ms", "cpu%"))
-    rates = {store: max(10.0, median(res.ingest[(store, "lunary")])["sustained"] / template("lunary")[3] / 2)
-             for store in ("memory", "redis")}
+    per_request = template("lunary")[3]
     for number in range(1, s.rounds + 1):
-        for store, rate in rates.items():
+        for store in ("memory", "redis"):
+            peak = load(servers[store], {"kind": "lunary", "duration": s.duration, "warmup": s.warmup,
+                                         "concurrency": s.concurrency, "start": 70 + number})
+            truncate(servers[store])
+            rate = max(10.0, peak["sustained"] / per_request / 2)
             pair = []
             for target in ("ceiling", store):
                 result = load(servers[target], {"kind": "lunary", "duration": s.duration, "warmup": s.warmup,
