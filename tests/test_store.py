@@ -364,7 +364,7 @@ async def test_redis_drops_expired_claims_a_bounded_number_per_accept(redis_url)
     1,000 (plus its own count) of the expired ones, oldest first, and a claim expired but
     not yet dropped is new again."""
     store = RedisStore(redis_url)
-    seen = keys.PREFIX + "seen"
+    seen = keys.SEEN
     try:
         past = int(time.time() * 1000) - 60_000
         await store.redis.zadd(seen, {f"old{n}": past + n for n in range(1500)} | {"c1": past + 1500})

@@ -1,7 +1,8 @@
-"""Every Redis key Rosetta uses, in one place (the accept script builds ``seen`` (the
-claims), ``q:<backend>`` and ``depth:<backend>`` from the same prefix)."""
+"""Every Redis key Rosetta uses, in one place (the accept script builds ``q:<backend>``
+and ``depth:<backend>`` from the same prefix)."""
 PREFIX = "rosetta:"
 GROUP = "forwarders"
+SEEN = f"{PREFIX}seen"  # the claims: one sorted set, each scored with when it expires
 
 
 def queue(backend: str) -> str:

@@ -52,7 +52,7 @@ for b = 1, nb do
 end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local seen = prefix .. 'seen'
+local seen = '""" + keys.SEEN + """'
 local expired = redis.call('ZCOUNT', seen, '-inf', now)
 if expired > 0 then redis.call('ZREMRANGEBYRANK', seen, 0, math.min(expired, 1000 + n) - 1) end
 local new, fresh, add, mine = {}, 0, {}, {}
