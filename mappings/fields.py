@@ -1,8 +1,8 @@
 """Field maps as data: a table of canonical field ↔ source key with a named converter.
 
-Each dialect module declares tables of ``Field`` rows; `read` fills a canonical
-event from a source object and returns what it consumed (the rest goes to
-``extra``), `write` builds a dialect object from a canonical event. Converters are
+Each dialect module declares tables of ``Field`` rows; a `Reader` of a table fills a
+canonical event from a source object and returns what it did not consume (that goes
+to ``extra``), `write` builds a dialect object from a canonical event. Converters are
 registered by name in `CONVERTERS` so a table stays plain data.
 """
 from dataclasses import dataclass
@@ -108,24 +108,41 @@ class Field:
 
 # converters that return a value of exactly this type unchanged: such a value skips the call
 _AS_IS = {"string": str, "object": dict}
-_PLANS: dict[int, tuple[tuple, tuple]] = {}
+_UNKNOWN = object()
 
 
-def _plan(table: tuple[Field, ...]) -> tuple:
-    """The table's rows with their converters looked up, once per table."""
-    found = _PLANS.get(id(table))
-    if found is None:
-        rows = tuple((row.target, row.sources, CONVERTERS[row.convert], _AS_IS.get(row.convert)) for row in table)
-        found = _PLANS[id(table)] = (table, rows)
-    return found[1]
+class Reader:
+    """A table turned into a lookup by source key, built once per table.
 
+    Reading walks the source's keys once (fewer than the table's keys, and the keys it
+    does not know are its leftovers in the same walk) instead of asking the source for
+    every key of the table: about a third of a Lunary event's mapping time.
+    ``handled``: keys the dialect module reads by hand, neither mapped nor left over.
+    """
 
-def read(table: tuple[Field, ...], src: dict, event: dict) -> None:
-    """Fill ``event`` from ``src`` by the table; a bad value raises naming its key."""
-    for target, sources, convert, as_is in _plan(table):
-        for key in sources:
-            value = src.get(key)
-            if value is None:
+    __slots__ = ("_index",)
+
+    def __init__(self, table: tuple[Field, ...], handled: tuple[str, ...] = ()):
+        index: dict[str, tuple | None] = dict.fromkeys(handled)
+        for row in table:
+            for rank, key in enumerate(row.sources):
+                # a later source key counts only when the earlier ones are absent
+                index[key] = (row.target, CONVERTERS[row.convert], _AS_IS.get(row.convert), row.sources[:rank])
+        self._index = index
+
+    def read(self, src: dict, event: dict) -> dict:
+        """Fill ``event`` from ``src``; a bad value raises naming its key. Returns the
+        source keys neither mapped nor handled (kept in the event's ``extra``)."""
+        index, leftover = self._index, {}
+        for key, value in src.items():
+            row = index.get(key, _UNKNOWN)
+            if row is _UNKNOWN:
+                leftover[key] = value
+                continue
+            if row is None or value is None:
+                continue
+            target, convert, as_is, earlier = row
+            if earlier and any(src.get(k) is not None for k in earlier):
                 continue
             if type(value) is not as_is:
                 try:
@@ -133,16 +150,7 @@ def read(table: tuple[Field, ...], src: dict, event: dict) -> None:
                 except MappingError as exc:
                     raise MappingError(f"{key}.{exc.field}" if exc.field else key, exc.problem) from None
             event[target] = value
-            break
-
-
-def known_keys(*tables: tuple[Field, ...]) -> frozenset[str]:
-    return frozenset(key for table in tables for row in table for key in row.sources)
-
-
-def leftovers(src: dict, known: frozenset[str]) -> dict:
-    """Source keys no table consumed: kept in the event's ``extra``."""
-    return {k: v for k, v in src.items() if k not in known}
+        return leftover
 
 
 def write(table: tuple[Field, ...], event: dict, out: dict) -> dict:

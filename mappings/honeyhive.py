@@ -35,7 +35,7 @@ TABLE = (
     Field("error",         ("error",),                        "error"),
 )
 HANDLED = ("event_type", "config", "inputs", "outputs")
-KNOWN = fields.known_keys(TABLE) | frozenset(HANDLED)
+READER = fields.Reader(TABLE, HANDLED)
 UPDATE_KEYS = ("metadata", "metrics", "outputs", "config", "user_properties", "duration", "end_time", "children_ids")
 
 def error_body(message: str) -> dict:
@@ -99,7 +99,7 @@ def record_to_canonical(raw: Any, session_id: str | None = None, kind: str | Non
     if not isinstance(event_type, str) or event_type not in KINDS:
         raise MappingError("event_type", "required: one of model, tool, chain, session")
     event = new_event(NAME, KINDS[event_type], "complete", "", "")
-    fields.read(TABLE, raw, event)
+    leftover = READER.read(raw, event)
     if session_id is not None:
         event["session_id"] = session_id
     if not event["name"] and event_type != "session":
@@ -127,7 +127,7 @@ def record_to_canonical(raw: Any, session_id: str | None = None, kind: str | Non
     props = event["user_props"]
     if props and isinstance(props.get("user_id"), str):
         event["user_id"] = props["user_id"]
-    event["extra"] = fields.leftovers(raw, KNOWN)
+    event["extra"] = leftover
     event["raw"] = raw
     return event
 
@@ -218,7 +218,7 @@ def parse_update(payload: Any, kind: str = "chain") -> Parsed:
         items.append(event)
     if any(payload.get(k) is not None for k in UPDATE_KEYS):
         event = new_event(NAME, kind, "update", run_id, stamp)
-        fields.read(TABLE, {k: payload.get(k) for k in ("metadata", "metrics", "user_properties", "end_time")}, event)
+        READER.read({k: payload.get(k) for k in ("metadata", "metrics", "user_properties", "end_time")}, event)
         if payload.get("outputs") is not None:
             event["output"] = _outputs(payload["outputs"])
         if payload.get("config") is not None:

@@ -47,7 +47,7 @@ TABLE = (
 CREDENTIALS = frozenset({"app", "appId", "projectId"})
 # read by hand below: the type and event enums, the time, `extra` (model params in v0)
 HANDLED = ("type", "event", "timestamp", "extra", *CREDENTIALS)
-KNOWN = fields.known_keys(TABLE) | frozenset(HANDLED)
+READER = fields.Reader(TABLE, HANDLED)
 
 
 def to_canonical(raw: Any, source: str) -> dict:
@@ -74,7 +74,7 @@ def to_canonical(raw: Any, source: str) -> dict:
     except MappingError as exc:
         raise MappingError("timestamp", exc.problem) from None
     event = new_event(source, kind, phase, "", stamp)
-    fields.read(TABLE, raw, event)
+    leftover = READER.read(raw, event)
     extra = raw.get("extra")
     if isinstance(extra, dict):
         event["params"] = {**extra, **event["params"]}
@@ -92,7 +92,7 @@ def to_canonical(raw: Any, source: str) -> dict:
         event["session_id"] = event["parent_run_id"]
     if phase in ("start", "end") and event["kind"] == "llm" and event["name"]:
         event["model"] = event["name"]
-    event["extra"] = fields.leftovers(raw, KNOWN)
+    event["extra"] = leftover
     event["raw"] = raw if CREDENTIALS.isdisjoint(raw) else {k: v for k, v in raw.items() if k not in CREDENTIALS}
     return event
 

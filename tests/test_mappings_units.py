@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mappings import honeyhive, ids, llmonitor, lunary, messages, stream_events, times, voker
+from mappings import fields, honeyhive, ids, llmonitor, lunary, messages, stream_events, times, voker
 from mappings.canonical import validate_event
 from mappings.egress import OK, REJECT, RETRY
 from mappings.errors import MAX_DEPTH, MappingError, check_depth, depth
@@ -246,6 +246,61 @@ _json_trees = st.recursive(
 def test_check_depth_refuses_exactly_what_the_walk_counts_past_the_limit(tree, levels, at_dict):
     value = {"events": [_nested(levels, tree, at_dict), tree]}
     assert _refused(value) == (depth(value) > MAX_DEPTH)
+
+
+# ---- field tables -------------------------------------------------------------------
+
+_TABLE = (fields.Field("run_id", ("runId", "run_id"), "string"),
+          fields.Field("tags", ("tags",), "string_list"),
+          fields.Field("params", ("params",), "object"))
+
+
+def _by_rows(src: dict) -> tuple[dict, dict]:
+    """What reading the table means, row by row: each target from its first source key
+    whose value is not null; every key neither in the table nor handled left over."""
+    event = {}
+    for row in _TABLE:
+        value = next((src[k] for k in row.sources if src.get(k) is not None), None)
+        if value is not None:
+            event[row.target] = fields.CONVERTERS[row.convert](value)
+    known = {k for row in _TABLE for k in row.sources} | {"type"}
+    return event, {k: v for k, v in src.items() if k not in known}
+
+
+_sources = st.dictionaries(
+    st.sampled_from(["runId", "run_id", "tags", "params", "type", "other", "x"]),
+    st.none() | st.text(max_size=3) | st.integers(0, 9) | st.lists(st.text(max_size=2), max_size=2)
+    | st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+    max_size=7)
+
+
+@settings(max_examples=400, deadline=None)
+@given(src=_sources)
+def test_a_reader_maps_and_leaves_over_what_the_table_says(src):
+    reader = fields.Reader(_TABLE, handled=("type",))
+    try:
+        expected = _by_rows(src)
+    except MappingError:
+        with pytest.raises(MappingError):
+            reader.read(src, {})
+        return
+    event = {}
+    assert (event, reader.read(src, event)) == expected
+
+
+def test_a_reader_takes_a_later_source_key_only_when_the_earlier_ones_are_null():
+    reader = fields.Reader(_TABLE)
+    for src, run_id in (({"run_id": "b", "runId": "a"}, "a"), ({"runId": "a", "run_id": "b"}, "a"),
+                        ({"run_id": "b", "runId": None}, "b"),
+                        ({"run_id": "b"}, "b")):
+        event = {}
+        assert reader.read(src, event) == {} and event == {"run_id": run_id}
+
+
+def test_a_reader_names_the_key_of_a_bad_value():
+    with pytest.raises(MappingError) as caught:
+        fields.Reader(_TABLE).read({"run_id": ["not", "a", "string"]}, {})
+    assert caught.value.field == "run_id"
 
 
 # ---- Lunary egress: reading the per-event results --------------------------------------
