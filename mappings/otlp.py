@@ -129,11 +129,12 @@ class _Plan:
     """What a span's attribute names alone decide, worked out once per set of names (the
     spans of one tracer share a few): the names of each group, by prefix and rest, and
     the shape of its flattening (`_row_shape`); the HoneyHive and Rosetta groups present
-    (record key or canonical field, prefix); the table's rows with a source present,
-    each with its sources present, in reading order; and the input and output readers
-    that may find something (`_readers`)."""
+    (record key or canonical field, prefix); the table's rows with a source present
+    (canonical field, key within it or "", converter, the sources present in reading
+    order); the request parameters (params key, attribute name); and the input and
+    output readers that may find something (`_readers`)."""
 
-    __slots__ = ("groups", "shapes", "honeyhive", "rosetta", "table", "inputs", "outputs")
+    __slots__ = ("groups", "shapes", "honeyhive", "rosetta", "table", "params", "inputs", "outputs")
 
     def __init__(self, names: tuple[str, ...]):
         self.groups: dict[str, dict[str, str]] = {}  # prefix -> {rest: attribute name}
@@ -144,8 +145,10 @@ class _Plan:
         self.honeyhive = tuple((key, prefix) for key, prefix in HONEYHIVE_GROUPS.items() if prefix in self.groups)
         self.rosetta = tuple((target, prefix) for target, prefix in ROSETTA_GROUPS.items() if prefix in self.groups)
         named = set(names)
-        self.table = tuple((row, sources) for row in ATTRIBUTES
+        self.table = tuple((*row.target.partition(".")[::2], CONVERTERS[row.convert], sources) for row in ATTRIBUTES
                            if (sources := tuple(filter(named.__contains__, row.sources))))
+        request = self.groups.get("gen_ai.request", {})
+        self.params = tuple((PARAM_NAMES.get(rest, rest), name) for rest, name in request.items() if rest != "model")
         present = {*names, *self.groups}
         self.inputs = _readers(INPUT_READERS, present)
         self.outputs = _readers(OUTPUT_READERS, present)
@@ -171,16 +174,20 @@ class _Reading:
     """One span being read, with the attributes and events a reader consumed: the
     attributes left over are kept in metadata, the events in extra."""
 
+    __slots__ = ("span", "attributes", "get", "plan", "used", "used_events")
+
     def __init__(self, span: dict):
         self.span = span
         self.attributes: dict = span["attributes"]
         self.get: Callable[[str], Any] = self.attributes.get
         self.plan: _Plan = _remembered(_PLANS, tuple(self.attributes), _Plan)
-        # prefix -> {rest: value}, for the prefixes present
-        self.prefixed = {prefix: {rest: self.attributes[name] for rest, name in names.items()}
-                         for prefix, names in self.plan.groups.items()}
         self.used: set[str] = set()
         self.used_events: set[int] = set()
+
+    def group(self, prefix: str) -> dict | None:
+        """{rest: value} of the attributes under a prefix, or None where none is."""
+        names = self.plan.groups.get(prefix)
+        return None if names is None else {rest: self.attributes[name] for rest, name in names.items()}
 
     def take(self, key: str) -> Any:
         value = self.attributes.get(key)
@@ -287,8 +294,7 @@ def _lists(node: dict) -> dict | list:
     return out
 
 
-def _put(event: dict, target: str, value: Any) -> None:
-    head, _, key = target.partition(".")
+def _put(event: dict, head: str, key: str, value: Any) -> None:
     if not key:
         event[head] = value
         return
@@ -301,20 +307,20 @@ def _put(event: dict, target: str, value: Any) -> None:
 def _read_table(reading: _Reading, event: dict) -> None:
     """Each row from its first source present; its sources that repeat that value are consumed."""
     get, used = reading.get, reading.used
-    for row, sources in reading.plan.table:
+    for head, key, convert, sources in reading.plan.table:
         first = None  # the value the row was filled from
-        for key in sources:
-            value = get(key)
+        for source in sources:
+            value = get(source)
             if value is None:
                 continue
             if first is None:
                 first = value
                 try:
-                    _put(event, row.target, CONVERTERS[row.convert](value))
+                    _put(event, head, key, convert(value))
                 except MappingError as exc:
-                    raise MappingError(f"attributes.{key}", exc.problem) from None
+                    raise MappingError(f"attributes.{source}", exc.problem) from None
             if value == first:
-                used.add(key)
+                used.add(source)
 
 
 # ---- messages ------------------------------------------------------------------------
@@ -410,7 +416,7 @@ def _json_messages(reading: _Reading, key: str) -> list | None:
 
 
 def _indexed_messages(reading: _Reading, prefix: str) -> list | None:
-    flat = reading.prefixed.get(prefix)
+    flat = reading.group(prefix)
     if not flat:
         return None
     found = _message_list(_unflatten(flat, f"attributes.{prefix}", reading.plan.shapes[prefix]), _from_flat)
@@ -538,7 +544,7 @@ def _honeyhive(reading: _Reading, event: dict, event_type: str | None) -> None:
     """The tracer's flattened objects, mapped as the JSON HoneyHive records are."""
     record = {}
     for key, prefix in reading.plan.honeyhive:
-        flat = reading.prefixed[prefix]
+        flat = reading.group(prefix)
         record[key] = _unflatten(flat, f"attributes.{prefix}", reading.plan.shapes[prefix])
         reading.use_prefixed(prefix, _tracer_copies(key, record, flat))
     if not record:
@@ -614,11 +620,8 @@ def span_to_canonical(span: dict) -> dict:
     kind, event_type = _kind(reading)
     event = new_event(NAME, kind, "complete", span["span_id"], "")
     event["parent_run_id"] = span["parent_span_id"]
-    for target, key, field in (("started_at", "start_ns", "startTimeUnixNano"), ("ended_at", "end_ns", "endTimeUnixNano")):
-        try:
-            event[target] = times.from_ns(span[key]) if span[key] else None
-        except MappingError as exc:
-            raise MappingError(field, exc.problem) from None
+    event["started_at"] = _time(span["start_ns"], "startTimeUnixNano")
+    event["ended_at"] = _time(span["end_ns"], "endTimeUnixNano")
     event["timestamp"] = event["ended_at"] or event["started_at"]
     _read_table(reading, event)
     event["name"] = event["name"] or span["name"]
@@ -626,14 +629,13 @@ def span_to_canonical(span: dict) -> dict:
         named = reading.get(key)
         if named is not None and (event["name"] == named or event["name"].endswith(f" {named}")):
             reading.take(key)
-    params = dict(reading.prefixed.get("gen_ai.request", ()))
-    params.pop("model", None)
-    reading.use_prefixed("gen_ai.request", params)
-    event["params"] = {PARAM_NAMES.get(k, k): v for k, v in params.items()}
+    if reading.plan.params:
+        event["params"] = {key: reading.attributes[name] for key, name in reading.plan.params}
+        reading.used.update(name for _, name in reading.plan.params)
     _honeyhive(reading, event, event_type)
     for target, prefix in reading.plan.rosetta:
         reading.use_group(prefix)
-        event[target] = {**(event[target] or {}), **reading.prefixed[prefix]}
+        event[target] = {**(event[target] or {}), **reading.group(prefix)}
     if event["input"] is None:
         event["input"] = _first(reading.plan.inputs, reading)
     if event["output"] is None:
@@ -648,11 +650,26 @@ def span_to_canonical(span: dict) -> dict:
         usage["total_tokens"] = (usage["prompt_tokens"] or 0) + (usage["completion_tokens"] or 0)
     if event["user_id"] is None and isinstance((event["user_props"] or {}).get("user_id"), str):
         event["user_id"] = event["user_props"]["user_id"]
-    event["metadata"] = {**reading.leftover_attributes(), **event["metadata"]}
-    event["extra"] = {**_span_extra(span, reading), **event["extra"]}
+    event["metadata"] = _merged(reading.leftover_attributes(), event["metadata"])
+    event["extra"] = _merged(_span_extra(span, reading), event["extra"])
     event["raw"] = raw = dict(span)
     raw.pop("path", None)
     return event
+
+
+def _time(ns: int, field: str) -> str | None:
+    try:
+        return times.from_ns(ns) if ns else None
+    except MappingError as exc:
+        raise MappingError(field, exc.problem) from None
+
+
+def _merged(kept: dict, read: dict) -> dict:
+    """What a reader left over, under what the readers put in the same field."""
+    if not read:
+        return kept
+    kept.update(read)
+    return kept
 
 
 def _span_extra(span: dict, reading: _Reading) -> dict:

@@ -284,14 +284,19 @@ def _json_attributes(pairs: Any, depth: int = 0) -> dict:
         raise MappingError("", "expected an array of key-value objects")
     out = {}
     for i, pair in enumerate(pairs):
-        key = pair.get("key") if isinstance(pair, dict) else None
-        if not isinstance(key, str):
+        key = pair.get("key") if type(pair) is dict else None
+        if type(key) is not str:
             raise MappingError(f"[{i}].key", "required: a string")
         value = pair.get("value")
-        text = value.get("stringValue") if isinstance(value, dict) and len(value) == 1 else None
-        if isinstance(text, str):  # the commonest value, read without a call
-            out[key] = text
-            continue
+        if type(value) is dict and len(value) == 1:  # the commonest values, read without a call
+            inner = value.get("stringValue")
+            if type(inner) is str:
+                out[key] = inner
+                continue
+            inner = value.get("intValue")
+            if type(inner) is int:
+                out[key] = inner
+                continue
         try:
             out[key] = _json_value(value, depth)
         except MappingError as exc:
@@ -367,6 +372,10 @@ def _json_span(span: Any, resource: dict, scope: str, path: str) -> dict:
     message = status.get("message") or ""
     if not isinstance(message, str):
         raise MappingError("status.message", "expected a string")
+    try:
+        attributes = _json_attributes(span.get("attributes"))
+    except MappingError as exc:
+        raise exc.within("attributes") from None
     return {
         "trace_id": _json_id(span.get("traceId"), 16, "traceId"),
         "span_id": _json_id(span.get("spanId"), 8, "spanId"),
@@ -376,9 +385,9 @@ def _json_span(span: Any, resource: dict, scope: str, path: str) -> dict:
         "kind": _json_enum(span.get("kind"), SPAN_KINDS, "kind"),
         "start_ns": start,
         "end_ns": _json_int(span.get("endTimeUnixNano") or 0, "endTimeUnixNano"),
-        "attributes": _placed(_json_attributes, span.get("attributes"), "attributes"),
-        "events": _json_items(span, "events", _json_event),
-        "links": _json_items(span, "links", _json_link),
+        "attributes": attributes,
+        "events": [] if span.get("events") is None else _json_items(span, "events", _json_event),
+        "links": [] if span.get("links") is None else _json_items(span, "links", _json_link),
         "status": {"code": _json_enum(status.get("code"), STATUS_CODES, "status.code"), "message": message},
         "resource": resource, "scope": scope, "path": path,
     }

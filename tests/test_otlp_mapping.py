@@ -287,7 +287,7 @@ ANY_VALUES = [
     {"stringValue": "hi"}, {"boolValue": True}, {"intValue": 7}, {"intValue": "-7"}, {"doubleValue": 0.5},
     {"doubleValue": "-Infinity"}, {"bytesValue": "AAE="}, {"arrayValue": {"values": [{"stringValue": "a"}, {}]}},
     {"kvlistValue": {"values": [{"key": "k", "value": {"intValue": 1}}]}}, {"stringValue": 5}, {"intValue": "x"},
-    {"boolValue": "true"}, {"bytesValue": "!"}, {"arrayValue": 3}, {"nope": 1},
+    {"boolValue": "true"}, {"intValue": True}, {"intValue": 7.0}, {"bytesValue": "!"}, {"arrayValue": 3}, {"nope": 1},
 ]
 
 
@@ -306,7 +306,7 @@ def test_a_lone_value_member_reads_as_among_unknown_members(value: dict) -> None
 
 
 def test_attributes_read_each_value_as_the_value_reader_does() -> None:
-    """String values read inline in the attribute loop agree with `_json_value`."""
+    """String and integer values read inline in the attribute loop agree with `_json_value`."""
     values = [v for v in ANY_VALUES if not isinstance(read_value(v), tuple)]
     values += [{"stringValue": "x", "intValue": 1}, {"stringValue": "x", "note": 1}, {}, None]
     pairs = [{"key": f"k{i}", "value": value} for i, value in enumerate(values)]
@@ -326,7 +326,8 @@ def test_what_attribute_names_decide_is_remembered_within_a_bound() -> None:
         plan = otlp._remembered(otlp._PLANS, (f"gen_ai.prompt.{n}.role", "gen_ai.request.model"), otlp._Plan)
         assert plan.groups == {"gen_ai.prompt": {f"{n}.role": f"gen_ai.prompt.{n}.role"},
                                "gen_ai.request": {"model": "gen_ai.request.model"}}
-        assert [(row.target, sources) for row, sources in plan.table] == [("model", ("gen_ai.request.model",))]
+        assert [(head, key, sources) for head, key, _, sources in plan.table] == [("model", "", ("gen_ai.request.model",))]
+        assert plan.params == ()
         assert len(otlp._PLANS) <= otlp.MAX_REMEMBERED
 
 
