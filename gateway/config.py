@@ -170,7 +170,7 @@ class Delivery(Strict):
                                        "a dead holder's unacknowledged entries (default: lease_ttl)")
     linger: float = Field(0.05, ge=0, le=5, description="seconds a forwarder waits after reading fewer events "
                           "than a backend batch and under 1 MB of them, so that a trickle is sent in batches, "
-                          "not request by request")
+                          "not request by request; it stops waiting once a backend batch is queued")
     exact_o200k: bool = Field(False, description="count the gpt-4o family and later OpenAI models in their "
                               "own encoding, o200k_base (exact; loaded at start-up, about 65 MB more per "
                               "process); off, they are counted in cl100k_base (approximate)")

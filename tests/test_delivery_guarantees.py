@@ -434,6 +434,29 @@ async def test_a_trickle_of_events_is_sent_in_batches_after_the_linger(redis_url
         assert lunary.faults.requests <= most_requests, f"{lunary.faults.requests} requests for 8 trickled batches"
 
 
+@pytest.mark.parametrize("store", ["memory", "redis"])
+async def test_a_linger_ends_once_a_backend_batch_has_gathered(store, redis_url, lunary, aiohttp_client):
+    """After a small batch the forwarder lingers (5 s here) for more; once a backend batch
+    (4 events) is queued it reads on at once, so what it delivers in one go stays small."""
+    config = gateway_config(redis_url if store == "redis" else "memory", lunary, batch_size=4)
+    config["delivery"] = {**LEASE, "linger": 5.0}
+    client = await aiohttp_client(build_app(Config.model_validate(config)))
+    base = str(client.make_url("")).rstrip("/")
+    first, expected = lunary_batch(1)
+    await ingest(client.session, base, first)
+    await lunary.received.wait_until(lambda r: r.count("events") >= len(expected), timeout=5)
+    await asyncio.sleep(0.3)  # the forwarder lingers now
+    trickled, pairs = lunary_batch(1)
+    await ingest(client.session, base, trickled)
+    await asyncio.sleep(0.5)
+    assert lunary.received.count("events") == len(expected), "fewer than a batch: still lingering"
+    batch, more = lunary_batch(1)
+    await ingest(client.session, base, batch)
+    expected |= pairs | more
+    await lunary.received.wait_until(lambda r: r.count("events") >= len(expected), timeout=2.5)
+    assert_exactly_once(lunary, expected)
+
+
 async def test_a_read_holding_a_megabyte_is_sent_without_lingering(redis_url, lunary, aiohttp_client, monkeypatch):
     """A few large events are a backlog as surely as a backend batch of small ones: the
     forwarder reads on at once instead of lingering 5 s for more."""

@@ -93,7 +93,7 @@ class Forwarder:
                     else:
                         entries = await self.store.read(self.name, self.owner, self.read_count, 0.5, self._reclaim())
                     # a backlog (a backend batch or a megabyte in hand): read the next while this one
-                    # is sent; a trickle: let the next batch gather for `linger` after this one
+                    # is sent; a trickle: let the next batch gather after this one (`_linger`)
                     backlog = (sum(len(entry.events) for entry in entries) >= self.backend.batch_size
                                or sum(entry.size for entry in entries) >= BACKLOG_BYTES)
                     if backlog:
@@ -101,7 +101,7 @@ class Forwarder:
                     if entries:
                         await self._holding_lease(self.process(entries))
                     if entries and not backlog and self.linger:
-                        await self._sleep(self.linger)
+                        await self._linger()
                 except asyncio.CancelledError:
                     raise
                 except _Stopping:
@@ -168,6 +168,19 @@ class Forwarder:
             return None
         self._next_reclaim = now + self.reclaim_idle / 2
         return self.reclaim_idle
+
+    async def _linger(self) -> None:
+        """Wait `linger` seconds, or less: until this process has queued a backend batch
+        (or a megabyte) since the last read, or until the forwarder stops."""
+        gathered = self.store.gathering.waiting(self.name, self.backend.batch_size, BACKLOG_BYTES)
+        if gathered.done():
+            return
+        stopping = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait((gathered, stopping), timeout=self.linger, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gathered.cancel()
+            stopping.cancel()
 
     async def _sleep(self, seconds: float) -> None:
         try:

@@ -2,6 +2,8 @@
 from dataclasses import dataclass, field
 from typing import Any
 
+from .gathering import Gathering
+
 
 class Backpressure(Exception):
     """A backend's queue is past its bound: ingress must answer 429/503, not accept."""
@@ -34,7 +36,14 @@ class DeadLetter:
 
 
 class Store:
-    """Async store operations. Implementations: MemoryStore, RedisStore."""
+    """Async store operations. Implementations: MemoryStore, RedisStore.
+
+    ``gathering``: what this process queued per backend and has not read back, which a
+    lingering forwarder waits on (`gathering.Gathering`); implementations count their
+    accepts and reads into it."""
+
+    def __init__(self):
+        self.gathering = Gathering()
 
     async def start(self) -> None: ...
 

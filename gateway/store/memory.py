@@ -57,6 +57,7 @@ class _Queue:
 
 class MemoryStore(Store):
     def __init__(self, max_claims: int = MEMORY_CLAIMS, max_queue_bytes: int = MEMORY_QUEUE_BYTES):
+        super().__init__()
         self.max_claims = max_claims
         self.max_queue_bytes = max_queue_bytes
         self.read_bytes = min(READ_BYTES, max_queue_bytes // 2)
@@ -131,6 +132,7 @@ class MemoryStore(Store):
         queue.events += len(events)
         queue.bytes += size
         queue.wakeup.set()
+        self.gathering.queued(backend, len(events), size)
 
     async def read(self, backend, consumer, count, block, reclaim_idle):
         queue = self._queue(backend)
@@ -153,6 +155,7 @@ class MemoryStore(Store):
             queue.pending[entry.id] = (entry, now, consumer)
             out.append(entry)
             size += entry.size
+        self.gathering.taken(backend, sum(len(entry.events) for entry in out), size)
         return [entry.entry() for entry in out]
 
     async def ack(self, backend, entries):

@@ -156,6 +156,7 @@ class _Written:
 
 class RedisStore(Store):
     def __init__(self, url: str):
+        super().__init__()
         self.url = url
         self.redis = redis.Redis.from_url(url, decode_responses=False, health_check_interval=10)
         self._accept = self.redis.register_script(_ACCEPT)
@@ -188,20 +189,36 @@ class RedisStore(Store):
                       len(by_backend)]
         for backend, indexes in by_backend.items():
             args.extend((backend, bounds.get(backend, 1 << 50), "*" if len(indexes) == n else ",".join(map(str, indexes))))
+        # counted as queued before the script runs: a forwarder here may read them before its answer comes
+        for backend, indexes in by_backend.items():
+            self.gathering.queued(backend, len(indexes), sum(len(parts[i - 1]) for i in indexes))
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((args, future))
         if len(self._waiting) == 1:
             asyncio.get_running_loop().call_soon(self._flush)
-        result = await future
+        try:
+            result = await future
+        except BaseException:
+            self._not_queued(by_backend, parts, None)
+            raise
         if result[0] == -1:
+            self._not_queued(by_backend, parts, None)
             raise Backpressure(result[1].decode())
         flags, ids = result
+        if not all(flags):
+            self._not_queued(by_backend, parts, flags)
         for (backend, indexes), entry_id in zip(by_backend.items(), ids):
             if entry_id:
                 queued = [i - 1 for i in indexes if flags[i - 1]]
                 self._written.put((backend, entry_id.decode()), [events[i] for i in queued],
                                   sum(len(parts[i]) for i in queued))
         return [bool(flag) for flag in flags]
+
+    def _not_queued(self, by_backend: dict[str, list[int]], parts: list[bytes], flags: list | None) -> None:
+        """Take back from `gathering` what was counted but not queued: the duplicates, or all on a failure."""
+        for backend, indexes in by_backend.items():
+            missing = [i - 1 for i in indexes if flags is None or not flags[i - 1]]
+            self.gathering.taken(backend, len(missing), sum(len(parts[i]) for i in missing))
 
     def _flush(self) -> None:
         """The accepts of requests handled in one turn of the event loop share one round
@@ -256,9 +273,9 @@ class RedisStore(Store):
             return out
         reply = await self.redis.xreadgroup(keys.GROUP, consumer, {stream: ">"}, count=count - len(out),
                                             block=None if out else max(1, int(block * 1000)))
-        for _, items in reply or []:
-            out.extend(self._entry(backend, i, f) for i, f in items)
-        return out
+        new = [self._entry(backend, i, f) for _, items in reply or [] for i, f in items]
+        self.gathering.taken(backend, sum(len(entry.events) for entry in new), sum(entry.size for entry in new))
+        return out + new
 
     def _entry(self, backend: str, entry_id: bytes | str, fields: dict) -> Entry:
         entry_id, blob = entry_id.decode() if isinstance(entry_id, bytes) else entry_id, fields[b"e"]
