@@ -359,6 +359,31 @@ async def test_a_redis_store_reads_back_what_it_queued_as_the_objects_it_was_giv
         await store.close()
 
 
+async def test_an_entry_read_before_its_accept_is_answered_is_still_the_objects_given(redis_url, monkeypatch):
+    """The forwarder's read answers on its own connection, so it can return an entry whose
+    accept's answer this process has not handled yet. Such an entry is still read as the
+    objects ingress built, and nothing is kept for it once the answer comes."""
+    store = RedisStore(redis_url)
+    execute = store._channel.execute
+
+    async def answered_late(commands):
+        answers = await execute(commands)
+        await asyncio.sleep(0.3)
+        return answers
+
+    monkeypatch.setattr(store._channel, "execute", answered_late)
+    try:
+        batch = [ev(1), ev(2)]
+        accepting = asyncio.ensure_future(store.accept(["c1", "c2"], batch, [[BACKEND], [BACKEND]], {}, 60))
+        entries = await store.read(BACKEND, "A", 10, 1.0, None)
+        assert not accepting.done(), "the read came back before the accept's answer"
+        assert len(entries) == 1 and entries[0].events[0] is batch[0] and entries[0].events[1] is batch[1]
+        assert await accepting == [True, True]
+        assert not store._written.entries, "an entry already read is not held for a later read"
+    finally:
+        await store.close()
+
+
 async def test_redis_drops_expired_claims_a_bounded_number_per_accept(redis_url):
     """Claims are members of one sorted set scored by expiry: each accept drops at most
     1,000 (plus its own count) of the expired ones, oldest first, and a claim expired but
