@@ -150,12 +150,14 @@ class MemoryStore(Store):
             except asyncio.TimeoutError:
                 return []
         size = sum(entry.size for entry in out)
+        reclaimed = len(out)
         while queue.entries and len(out) < count and (not out or size < self.read_bytes):
             entry, _ = queue.entries.popleft()
             queue.pending[entry.id] = (entry, now, consumer)
             out.append(entry)
             size += entry.size
-        self.gathering.taken(backend, sum(len(entry.events) for entry in out), size)
+        fresh = out[reclaimed:]  # re-claimed entries were counted as taken when first read
+        self.gathering.taken(backend, sum(len(entry.events) for entry in fresh), sum(entry.size for entry in fresh))
         return [entry.entry() for entry in out]
 
     async def ack(self, backend, entries):

@@ -202,16 +202,18 @@ class RedisStore(Store):
         parts = [orjson.dumps(e) for e in events]
         blob = b"[" + b",".join(parts) + b"]"
         args: list = [ttl, " ".join(claims), blob, ",".join([str(len(p)) for p in parts]), len(by_backend)]
+        whole: set[str] = set()  # the backends that want every event of the request
         for backend, indexes in by_backend.items():
-            args.extend((backend, bounds.get(backend, 1 << 50), "*" if len(indexes) == n else ",".join(map(str, indexes))))
-        # counted as queued before the script runs: a forwarder here may read them before its answer comes
-        for backend, indexes in by_backend.items():
+            if len(indexes) == n:
+                whole.add(backend)
+            args.extend((backend, bounds.get(backend, 1 << 50), "*" if backend in whole else ",".join(map(str, indexes))))
+            # counted as queued before the script runs: a forwarder here may read them before its answer comes
             self.gathering.queued(backend, len(indexes), sum(len(parts[i - 1]) for i in indexes))
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((args, future))
         if len(self._waiting) == 1:
             asyncio.get_running_loop().call_soon(self._flush)
-        sent = _Unanswered(blob, events, {backend for backend, indexes in by_backend.items() if len(indexes) == n})
+        sent = _Unanswered(blob, events, whole)
         self._unanswered.add(sent)
         try:
             result = await future
