@@ -134,7 +134,7 @@ class _Plan:
     order); the request parameters (params key, attribute name); and the input and
     output readers that may find something (`_readers`)."""
 
-    __slots__ = ("groups", "shapes", "honeyhive", "rosetta", "table", "params", "inputs", "outputs")
+    __slots__ = ("groups", "shapes", "honeyhive", "rosetta", "table", "params", "inputs", "outputs", "plain")
 
     def __init__(self, names: tuple[str, ...]):
         self.groups: dict[str, dict[str, str]] = {}  # prefix -> {rest: attribute name}
@@ -152,6 +152,7 @@ class _Plan:
         present = {*names, *self.groups}
         self.inputs = _readers(INPUT_READERS, present)
         self.outputs = _readers(OUTPUT_READERS, present)
+        self.plain = _Plain.of(names, self)
 
 
 MAX_REMEMBERED = 1024  # name sets remembered per kind of work; past it, all are forgotten
@@ -170,17 +171,130 @@ def _remembered(cache: dict, names: tuple[str, ...], work: Callable[[tuple[str, 
 _PLANS: dict[tuple[str, ...], _Plan] = {}
 
 
+def _plan_of(span: dict) -> _Plan:
+    return _remembered(_PLANS, tuple(span["attributes"]), _Plan)
+
+
+# the attributes a reader of `span_to_canonical` looks for by name, beside the table's
+# sources, the grouped prefixes, the operation's name and the model hints: a span with
+# none of them may be read plainly
+READ_BY_NAME = frozenset({
+    "honeyhive_event_type", "rosetta.kind", *NAME_COPIES,
+    "rosetta.input", "rosetta.output", "gen_ai.system_instructions", "gen_ai.input.messages",
+    "gen_ai.output.messages", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "error.type", "honeyhive_error",
+})
+PLAIN_GROUPS = frozenset({"gen_ai.request", "gen_ai.prompt", "gen_ai.completion"})
+
+
+class _Plain:
+    """The reading of the commonest span, the GenAI conventions' plainest, worked out
+    once per set of attribute names: table rows with one source each, request
+    parameters, the operation's name, per-index prompt and completion messages (flat
+    rows, no tool calls), and attributes no reader looks for (kept in metadata). It
+    gives what `span_to_canonical`'s general reading gives, or None where a value makes
+    that reading take another turn (a value missing or of an unread type, an unknown
+    operation, a message without a role; span events; an error status), and the
+    general reading is done instead."""
+
+    __slots__ = ("table", "params", "operation", "hints", "prompt", "completion", "kept")
+
+    def __init__(self, names: tuple[str, ...], plan: "_Plan"):
+        self.table = tuple((head, key, convert, sources[0]) for head, key, convert, sources in plan.table)
+        self.params = plan.params
+        self.operation = "gen_ai.operation.name" in names
+        self.hints = tuple(name for name in MODEL_HINTS if name in names)
+        self.prompt, self.completion = (_named_rows(plan, prefix) for prefix in ("gen_ai.prompt", "gen_ai.completion"))
+        read = {"gen_ai.operation.name", *(row[3] for row in self.table), *(name for _, name in self.params),
+                *plan.groups.get("gen_ai.prompt", {}).values(), *plan.groups.get("gen_ai.completion", {}).values()}
+        self.kept = tuple(name for name in names if name not in read)
+
+    @classmethod
+    def of(cls, names: tuple[str, ...], plan: "_Plan") -> "_Plain | None":
+        if not PLAIN_GROUPS.issuperset(plan.groups) or any(len(row[3]) > 1 for row in plan.table):
+            return None
+        if not READ_BY_NAME.isdisjoint(names):
+            return None
+        for prefix in ("gen_ai.prompt", "gen_ai.completion"):
+            shape = plan.shapes.get(prefix, ())
+            if shape is None or any(name == "tool_calls" for row in shape for name, _ in row):
+                return None
+        return cls(names, plan)
+
+    def read(self, span: dict) -> dict | None:
+        attributes = span["attributes"]
+        if span["events"] or span["status"]["code"] == STATUS_ERROR:
+            return None
+        if self.operation:
+            operation = attributes["gen_ai.operation.name"]
+            kind = OPERATION_KINDS.get(operation) if type(operation) is str else None
+            if kind is None:
+                return None
+        else:
+            kind = "llm" if any(attributes[name] is not None for name in self.hints) else "chain"
+        event = new_event(NAME, kind, "complete", span["span_id"], "")
+        event["parent_run_id"] = span["parent_span_id"]
+        event["started_at"] = _time(span["start_ns"], "startTimeUnixNano")
+        event["ended_at"] = _time(span["end_ns"], "endTimeUnixNano")
+        event["timestamp"] = event["ended_at"] or event["started_at"]
+        for head, key, convert, source in self.table:
+            value = attributes[source]
+            if value is None:
+                return None
+            try:
+                _put(event, head, key, convert(value))
+            except MappingError as exc:
+                raise MappingError(f"attributes.{source}", exc.problem) from None
+        event["name"] = event["name"] or span["name"]
+        if self.params:
+            event["params"] = {key: attributes[name] for key, name in self.params}
+        if self.prompt:
+            event["input"] = _plain_messages(attributes, self.prompt)
+            if event["input"] is None:
+                return None
+        if self.completion:
+            found = _plain_messages(attributes, self.completion)
+            if found is None:
+                return None
+            event["output"] = _one_or_list(found)
+        usage = event["usage"]
+        if usage and (usage["prompt_tokens"] is not None or usage["completion_tokens"] is not None):
+            usage["total_tokens"] = (usage["prompt_tokens"] or 0) + (usage["completion_tokens"] or 0)
+        event["metadata"] = {name: attributes[name] for name in self.kept}
+        event["extra"] = _merged(_span_extra(span, []), event["extra"])
+        event["raw"] = _raw(span)
+        return event
+
+
+def _named_rows(plan: "_Plan", prefix: str) -> tuple | None:
+    """A group's `_row_shape`, each name paired with its attribute's full name."""
+    if prefix not in plan.groups:
+        return None
+    names = plan.groups[prefix]
+    return tuple(tuple((name, names[rest]) for name, rest in row) for row in plan.shapes[prefix])
+
+
+def _plain_messages(attributes: dict, rows: tuple) -> list | None:
+    """Messages from flat rows (`_named_rows`), or None where a row has no role or a value is an object."""
+    found = []
+    for row in rows:
+        message = {name: attributes[key] for name, key in row}
+        if type(message.get("role")) is not str or dict in map(type, message.values()):
+            return None
+        found.append(messages.normalize_message(message))
+    return found
+
+
 class _Reading:
     """One span being read, with the attributes and events a reader consumed: the
     attributes left over are kept in metadata, the events in extra."""
 
     __slots__ = ("span", "attributes", "get", "plan", "used", "used_events")
 
-    def __init__(self, span: dict):
+    def __init__(self, span: dict, plan: _Plan):
         self.span = span
         self.attributes: dict = span["attributes"]
         self.get: Callable[[str], Any] = self.attributes.get
-        self.plan: _Plan = _remembered(_PLANS, tuple(self.attributes), _Plan)
+        self.plan = plan
         self.used: set[str] = set()
         self.used_events: set[int] = set()
 
@@ -616,7 +730,16 @@ def _first(readers, reading: _Reading) -> Any:
 
 def span_to_canonical(span: dict) -> dict:
     """One decoded span as one complete canonical event."""
-    reading = _Reading(span)
+    plan = _plan_of(span)
+    if plan.plain is not None:
+        event = plan.plain.read(span)
+        if event is not None:
+            return event
+    return _read_generally(span, plan)
+
+
+def _read_generally(span: dict, plan: _Plan) -> dict:
+    reading = _Reading(span, plan)
     kind, event_type = _kind(reading)
     event = new_event(NAME, kind, "complete", span["span_id"], "")
     event["parent_run_id"] = span["parent_span_id"]
@@ -651,9 +774,8 @@ def span_to_canonical(span: dict) -> dict:
     if event["user_id"] is None and isinstance((event["user_props"] or {}).get("user_id"), str):
         event["user_id"] = event["user_props"]["user_id"]
     event["metadata"] = _merged(reading.leftover_attributes(), event["metadata"])
-    event["extra"] = _merged(_span_extra(span, reading), event["extra"])
-    event["raw"] = raw = dict(span)
-    raw.pop("path", None)
+    event["extra"] = _merged(_span_extra(span, reading.leftover_events()), event["extra"])
+    event["raw"] = _raw(span)
     return event
 
 
@@ -672,10 +794,15 @@ def _merged(kept: dict, read: dict) -> dict:
     return kept
 
 
-def _span_extra(span: dict, reading: _Reading) -> dict:
+def _raw(span: dict) -> dict:
+    raw = dict(span)
+    raw.pop("path", None)
+    return raw
+
+
+def _span_extra(span: dict, events: list[dict]) -> dict:
     extra = {"trace_id": span["trace_id"], "span_name": span["name"], "span_kind": span["kind"],
              "scope": span["scope"], "resource": span["resource"]}
-    events = reading.leftover_events()
     for key, value in (("events", events), ("links", span["links"]), ("trace_state", span["trace_state"])):
         if value:
             extra[key] = value

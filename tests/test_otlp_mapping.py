@@ -278,9 +278,85 @@ def golden_spans() -> list[dict]:
 def test_readers_left_out_by_the_plan_would_find_nothing(readers, planned: str) -> None:
     """Skipping the readers whose attributes a span lacks gives what trying them all gives."""
     for span in golden_spans():
-        every, skipping = otlp._Reading(span), otlp._Reading(span)
+        every, skipping = otlp._Reading(span, otlp._plan_of(span)), otlp._Reading(span, otlp._plan_of(span))
         assert otlp._first([read for read, _ in readers], every) == otlp._first(getattr(skipping.plan, planned), skipping)
         assert (every.used, every.used_events) == (skipping.used, skipping.used_events)
+
+
+def _attribute(key: str, value) -> dict:
+    kind = {str: "stringValue", int: "intValue", float: "doubleValue", bool: "boolValue"}.get(type(value))
+    return {"key": key, "value": {kind: value} if kind else value}
+
+
+def _plain_span(n: int, *extra: tuple, status: dict | None = None, events: list | None = None) -> dict:
+    """A span of the GenAI conventions' plainest kind, ``extra`` attributes added."""
+    attributes = [("gen_ai.operation.name", "chat"), ("gen_ai.request.model", "gpt-4o"), ("gen_ai.request.temperature", 0.5),
+                  ("gen_ai.usage.input_tokens", 12), ("gen_ai.usage.output_tokens", 3), ("gen_ai.prompt.0.role", "system"),
+                  ("gen_ai.prompt.0.content", "Be brief."), ("gen_ai.prompt.1.role", "user"),
+                  ("gen_ai.prompt.1.content", "Hi"), ("gen_ai.completion.0.role", "assistant"),
+                  ("gen_ai.completion.0.content", "Hello"), ("service.tier", "gold"), *extra]
+    span = {"traceId": f"{n + 1:032x}", "spanId": f"{n + 1:016x}", "name": "chat gpt-4o", "kind": 3,
+            "startTimeUnixNano": "1767607200000000000", "endTimeUnixNano": "1767607201250000000",
+            "attributes": [_attribute(k, v) for k, v in attributes]}
+    if status is not None:
+        span["status"] = status
+    if events is not None:
+        span["events"] = events
+    return span
+
+
+def _without(span: dict, *keys: str) -> dict:
+    return {**span, "attributes": [a for a in span["attributes"] if a["key"] not in keys]}
+
+
+PLAIN_VARIANTS = [
+    _plain_span(0), _plain_span(1, ("user.id", "u-1"), ("gen_ai.request.max_tokens", 64)),
+    _without(_plain_span(2), "gen_ai.operation.name"), _without(_plain_span(3), "gen_ai.operation.name", "gen_ai.request.model"),
+    _without(_plain_span(4), "gen_ai.completion.0.role", "gen_ai.completion.0.content"),
+    _plain_span(5, ("gen_ai.completion.1.role", "assistant"), ("gen_ai.completion.1.content", "Again")),
+    _plain_span(6, ("gen_ai.prompt.2.role", "human"), ("gen_ai.prompt.2.content", {"arrayValue": {"values": [{"stringValue": "x"}]}})),
+    _plain_span(7, ("gen_ai.prompt.2.role", "user"), ("gen_ai.prompt.2.name", "bob"), ("gen_ai.prompt.2.content", "hi")),
+    _plain_span(8, ("honeyhive.project", "p"), ("honeyhive_duration_ms", 3.5)),
+    # each of these takes the general reading a turn the plain one does not
+    _plain_span(20, ("gen_ai.operation.name", "dance")), _plain_span(21, ("gen_ai.prompt.2.role", 5), ("gen_ai.prompt.2.content", "x")),
+    _plain_span(22, ("gen_ai.prompt.2.role", "user"), ("gen_ai.prompt.2.content", {"kvlistValue": {"values": [
+        {"key": "0", "value": {"intValue": 1}}]}})),
+    _plain_span(23, ("gen_ai.usage.input_tokens", {})), _plain_span(24, ("gen_ai.request.model", {})),
+    _plain_span(25, ("gen_ai.usage.input_tokens", -1)), _plain_span(26, ("gen_ai.usage.output_tokens", "3")),
+    _plain_span(27, status={"code": 2, "message": "boom"}), _plain_span(28, status={"code": 1}),
+    _plain_span(29, events=[{"name": "gen_ai.choice", "timeUnixNano": "1767607201250000000",
+                             "attributes": [_attribute("message", '{"content": "x"}')]}]),
+    _plain_span(30, ("gen_ai.response.model", "gpt-4o")), _plain_span(31, ("gen_ai.agent.name", "gpt-4o")),
+    _plain_span(32, ("gen_ai.prompt.2.role", "user"), ("gen_ai.prompt.2.tool_calls", "[]")),
+    _plain_span(33, ("gen_ai.prompt.3.role", "user")), _plain_span(34, ("error.type", "Timeout")),
+    _plain_span(35, ("honeyhive_metadata.k", "v")), _plain_span(36, ("rosetta.metadata.k", "v")),
+    _plain_span(37, ("gen_ai.operation.name", 3)), {**_plain_span(38), "startTimeUnixNano": str(10 ** 25)},
+]
+
+
+def _read(read, span: dict):
+    try:
+        return read(span)
+    except MappingError as exc:
+        return exc.field, exc.problem
+
+
+def test_the_plain_reading_gives_what_the_general_reading_gives() -> None:
+    """Every span the plain reading reads (and the errors it raises) matches the general
+    reading; the spans it declines are read generally."""
+    body = {"resourceSpans": [{"resource": {"attributes": [_attribute("service.name", "svc")]},
+                               "scopeSpans": [{"scope": {"name": "s"}, "spans": PLAIN_VARIANTS}]}]}
+    spans = [*golden_spans(), *otlp.decode_request(orjson.dumps(body), "application/json")]
+    assert not [span for span in spans if isinstance(span, MappingError)]
+    read_plainly = 0
+    for span in spans:
+        plain = otlp._plan_of(span).plain
+        general = _read(lambda s: otlp._read_generally(s, otlp._plan_of(s)), span)
+        if plain is not None and _read(plain.read, span) is not None:
+            read_plainly += 1
+            assert _read(plain.read, span) == general, span["span_id"]
+        assert _read(otlp.span_to_canonical, span) == general, span["span_id"]
+    assert read_plainly >= 12
 
 
 ANY_VALUES = [
