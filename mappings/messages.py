@@ -98,11 +98,14 @@ def normalize_message(msg: dict) -> dict:
 
 def normalize(value: Any) -> Any:
     """Messages (one or a list) in any known shape become canonical; anything else is kept."""
-    if is_message(value):
-        return normalize_message(value)
-    if is_message_list(value):
-        return [normalize_message(m) for m in value]
-    return value
+    if isinstance(value, list):
+        out = []
+        for item in value:
+            if not is_message(item):
+                return value
+            out.append(normalize_message(item))
+        return out or value
+    return normalize_message(value) if is_message(value) else value
 
 
 def text_of(content: Any) -> str:
