@@ -231,11 +231,7 @@ class _Plain:
                 return None
         else:
             kind = "llm" if any(attributes[name] is not None for name in self.hints) else "chain"
-        event = new_event(NAME, kind, "complete", span["span_id"], "")
-        event["parent_run_id"] = span["parent_span_id"]
-        event["started_at"] = _time(span["start_ns"], "startTimeUnixNano")
-        event["ended_at"] = _time(span["end_ns"], "endTimeUnixNano")
-        event["timestamp"] = event["ended_at"] or event["started_at"]
+        event = _span_event(span, kind)
         for head, key, convert, source in self.table:
             value = attributes[source]
             if value is None:
@@ -256,13 +252,7 @@ class _Plain:
             if found is None:
                 return None
             event["output"] = _one_or_list(found)
-        usage = event["usage"]
-        if usage and (usage["prompt_tokens"] is not None or usage["completion_tokens"] is not None):
-            usage["total_tokens"] = (usage["prompt_tokens"] or 0) + (usage["completion_tokens"] or 0)
-        event["metadata"] = {name: attributes[name] for name in self.kept}
-        event["extra"] = _merged(_span_extra(span, []), event["extra"])
-        event["raw"] = _raw(span)
-        return event
+        return _completed(event, span, {name: attributes[name] for name in self.kept}, [])
 
 
 def _named_rows(plan: "_Plan", prefix: str) -> tuple | None:
@@ -741,11 +731,7 @@ def span_to_canonical(span: dict) -> dict:
 def _read_generally(span: dict, plan: _Plan) -> dict:
     reading = _Reading(span, plan)
     kind, event_type = _kind(reading)
-    event = new_event(NAME, kind, "complete", span["span_id"], "")
-    event["parent_run_id"] = span["parent_span_id"]
-    event["started_at"] = _time(span["start_ns"], "startTimeUnixNano")
-    event["ended_at"] = _time(span["end_ns"], "endTimeUnixNano")
-    event["timestamp"] = event["ended_at"] or event["started_at"]
+    event = _span_event(span, kind)
     _read_table(reading, event)
     event["name"] = event["name"] or span["name"]
     for key in NAME_COPIES:
@@ -768,14 +754,31 @@ def _read_generally(span: dict, plan: _Plan) -> dict:
         event["error"] = {"message": reading.take("honeyhive_error")}
     if event["feedback"] is None:
         event["feedback"] = _evaluation(reading)
+    if event["user_id"] is None and isinstance((event["user_props"] or {}).get("user_id"), str):
+        event["user_id"] = event["user_props"]["user_id"]
+    return _completed(event, span, reading.leftover_attributes(), reading.leftover_events())
+
+
+def _span_event(span: dict, kind: str) -> dict:
+    """A complete event of the span's run, its times set."""
+    event = new_event(NAME, kind, "complete", span["span_id"], "")
+    event["parent_run_id"] = span["parent_span_id"]
+    event["started_at"] = _time(span["start_ns"], "startTimeUnixNano")
+    event["ended_at"] = _time(span["end_ns"], "endTimeUnixNano")
+    event["timestamp"] = event["ended_at"] or event["started_at"]
+    return event
+
+
+def _completed(event: dict, span: dict, kept: dict, events: list[dict]) -> dict:
+    """The event, its usage totalled and what the reading left over (attributes ``kept``,
+    span ``events``) and the span's own facts added."""
     usage = event["usage"]
     if usage and (usage["prompt_tokens"] is not None or usage["completion_tokens"] is not None):
         usage["total_tokens"] = (usage["prompt_tokens"] or 0) + (usage["completion_tokens"] or 0)
-    if event["user_id"] is None and isinstance((event["user_props"] or {}).get("user_id"), str):
-        event["user_id"] = event["user_props"]["user_id"]
-    event["metadata"] = _merged(reading.leftover_attributes(), event["metadata"])
-    event["extra"] = _merged(_span_extra(span, reading.leftover_events()), event["extra"])
-    event["raw"] = _raw(span)
+    event["metadata"] = _merged(kept, event["metadata"])
+    event["extra"] = _merged(_span_extra(span, events), event["extra"])
+    event["raw"] = raw = dict(span)
+    raw.pop("path", None)
     return event
 
 
@@ -792,12 +795,6 @@ def _merged(kept: dict, read: dict) -> dict:
         return kept
     kept.update(read)
     return kept
-
-
-def _raw(span: dict) -> dict:
-    raw = dict(span)
-    raw.pop("path", None)
-    return raw
 
 
 def _span_extra(span: dict, events: list[dict]) -> dict:

@@ -372,10 +372,7 @@ def _json_span(span: Any, resource: dict, scope: str, path: str) -> dict:
     message = status.get("message") or ""
     if not isinstance(message, str):
         raise MappingError("status.message", "expected a string")
-    try:
-        attributes = _json_attributes(span.get("attributes"))
-    except MappingError as exc:
-        raise exc.within("attributes") from None
+    attributes = _placed(_json_attributes, span.get("attributes"), "attributes")
     return {
         "trace_id": _json_id(span.get("traceId"), 16, "traceId"),
         "span_id": _json_id(span.get("spanId"), 8, "spanId"),
@@ -386,8 +383,8 @@ def _json_span(span: Any, resource: dict, scope: str, path: str) -> dict:
         "start_ns": start,
         "end_ns": _json_int(span.get("endTimeUnixNano") or 0, "endTimeUnixNano"),
         "attributes": attributes,
-        "events": [] if span.get("events") is None else _json_items(span, "events", _json_event),
-        "links": [] if span.get("links") is None else _json_items(span, "links", _json_link),
+        "events": _json_items(span, "events", _json_event),
+        "links": _json_items(span, "links", _json_link),
         "status": {"code": _json_enum(status.get("code"), STATUS_CODES, "status.code"), "message": message},
         "resource": resource, "scope": scope, "path": path,
     }
