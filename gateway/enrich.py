@@ -96,7 +96,14 @@ def _counter(encoding: str) -> _Counter:
     return _Counter(encoding)
 
 
-def _message_tokens(msg: dict, tokens) -> int:
+def _tokens_for(model: Any, o200k: bool):
+    return _counter(encoding_for(model, o200k)).tokens
+
+
+def _message_tokens(msg: Any, tokens) -> int | None:
+    """A chat message's tokens as billed (3, its content, its tool calls); None if ``msg`` is not a message."""
+    if not messages.is_message(msg):
+        return None
     content = msg.get("content")
     total = 3 + tokens(content if type(content) is str else messages.text_of(content))
     for call in msg.get("tool_calls") or ():
@@ -104,19 +111,28 @@ def _message_tokens(msg: dict, tokens) -> int:
     return total
 
 
-def count(value: Any, model: Any = None, o200k: bool = False) -> int:
-    """Tokens in a text, a message or a message list (as billed), or any other value as JSON."""
+def _count(value: Any, tokens) -> int:
     if value is None:
         return 0
-    tokens = _counter(encoding_for(model, o200k)).tokens
-    if messages.is_message(value):
-        return 3 + _message_tokens(value, tokens)
-    if messages.is_message_list(value):
+    if isinstance(value, list) and value:
         total = 3
         for msg in value:
-            total += _message_tokens(msg, tokens)
-        return total
+            found = _message_tokens(msg, tokens)
+            if found is None:  # not a message list: counted as JSON below
+                break
+            total += found
+        else:
+            return total
+    else:
+        found = _message_tokens(value, tokens)
+        if found is not None:
+            return 3 + found
     return tokens(value if isinstance(value, str) else orjson.dumps(value).decode())
+
+
+def count(value: Any, model: Any = None, o200k: bool = False) -> int:
+    """Tokens in a text, a message or a message list (as billed), or any other value as JSON."""
+    return _count(value, _tokens_for(model, o200k))
 
 
 def _estimate(prompt: int | None, completion: int | None) -> dict:
@@ -128,9 +144,8 @@ def with_usage(event: dict, o200k: bool = False) -> dict:
     """A ``complete`` LLM event with estimated usage where it reported none (a copy, if changed)."""
     if event["kind"] != "llm" or event["phase"] != "complete" or event.get("usage"):
         return event
-    model = event.get("model")
-    usage = _estimate(count(event.get("input"), model, o200k), count(event.get("output"), model, o200k))
-    return {**event, "usage": usage}
+    tokens = _tokens_for(event.get("model"), o200k)
+    return {**event, "usage": _estimate(_count(event.get("input"), tokens), _count(event.get("output"), tokens))}
 
 
 class Estimator:
@@ -166,8 +181,9 @@ class Estimator:
         if phase == "error" or event.get("usage"):
             return event
         model = event.get("model") or (held[1] if held else None)
-        prompt = None if held is None else count(held[0], model, self.o200k)
-        return {**event, "usage": _estimate(prompt, count(event.get("output"), model, self.o200k))}
+        tokens = _tokens_for(model, self.o200k)
+        prompt = None if held is None else _count(held[0], tokens)
+        return {**event, "usage": _estimate(prompt, _count(event.get("output"), tokens))}
 
     def _remember(self, key: tuple, prompt: Any, model: Any) -> None:
         self._forget(key)

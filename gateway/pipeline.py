@@ -55,20 +55,29 @@ class Pipeline:
         if full is not None:
             raise Backpressure(full)
 
-    async def submit(self, tenant: Tenant, events: list[dict]) -> list[bool]:
-        """Queue the events for the tenant's backends; per event, whether it was new."""
+    async def submit(self, tenant: Tenant, events: list[dict], wire_bytes: int = 0) -> list[bool]:
+        """Queue the events for the tenant's backends; per event, whether it was new.
+        ``wire_bytes``: the request body they came in, in bytes, if known."""
         if not events:
             return []
+        name = tenant.name
+        fixed = self.router.fixed(name)  # the same targets for every event: found once, not per event
+        fixed_dialects = {self.dialects[t] for t in fixed} if fixed is not None else None
         claims, routes = [], []
         for event in events:
-            event["tenant"] = tenant.name
-            event["id"] = event_id = identity(tenant.name, event)
+            event["tenant"] = name
+            event["id"] = event_id = identity(name, event)
             claims.append(event_id)
-            targets = self.routes(tenant, event)
+            if fixed is None:
+                targets = self.router.targets(name, event)
+                dialects = {self.dialects[t] for t in targets}
+            else:
+                targets, dialects = fixed, fixed_dialects
             routes.append(targets)
-            if event.get("raw") is not None and not any(self.dialects[t] == event["source"] for t in targets):
+            # the client's own event is kept only for a backend of its own dialect
+            if event.get("raw") is not None and event["source"] not in dialects:
                 event["raw"] = None
-        new = await self.store.accept(claims, events, routes, self.bounds, self.ttl)
+        new = await self.store.accept(claims, events, routes, self.bounds, self.ttl, wire_bytes)
         fresh = sum(new)
         self.counters.accepted += fresh
         self.counters.duplicates += len(new) - fresh

@@ -41,6 +41,10 @@ class Router:
         """The backends that receive every event of the tenant (routes without filters)."""
         return self._plain.get(tenant, [])
 
+    def fixed(self, tenant: str) -> list[str] | None:
+        """The tenant's backends when every event goes to the same ones (no filtered routes), else None."""
+        return None if self._filtered.get(tenant) else self._plain.get(tenant, [])
+
     def targets(self, tenant: str, event: dict) -> list[str]:
         plain = self._plain.get(tenant, [])
         routes = self._filtered.get(tenant)

@@ -256,17 +256,30 @@ class _Plain:
 
 
 def _named_rows(plan: "_Plan", prefix: str) -> tuple | None:
-    """A group's `_row_shape`, each name paired with its attribute's full name."""
+    """A group's `_row_shape`, each name paired with its attribute's full name; with each
+    row, the names of its role and content attributes when it holds just those two."""
     if prefix not in plan.groups:
         return None
     names = plan.groups[prefix]
-    return tuple(tuple((name, names[rest]) for name, rest in row) for row in plan.shapes[prefix])
+    rows = []
+    for shape in plan.shapes[prefix]:
+        row = tuple((name, names[rest]) for name, rest in shape)
+        named = dict(row)
+        pair = (named["role"], named["content"]) if named.keys() == {"role", "content"} else None
+        rows.append((pair, row))
+    return tuple(rows)
 
 
 def _plain_messages(attributes: dict, rows: tuple) -> list | None:
-    """Messages from flat rows (`_named_rows`), or None where a row has no role or a value is an object."""
+    """Messages from flat rows (`_named_rows`), or None where a row has no role or a value
+    is an object. A role and a text, the commonest message, is built as it stands."""
     found = []
-    for row in rows:
+    for pair, row in rows:
+        if pair is not None:
+            role, content = attributes[pair[0]], attributes[pair[1]]
+            if type(role) is str and type(content) is str:
+                found.append({"role": messages.ROLE_ALIASES.get(role, role), "content": content})
+                continue
         message = {name: attributes[key] for name, key in row}
         if type(message.get("role")) is not str or dict in map(type, message.values()):
             return None

@@ -308,3 +308,14 @@ async def test_voker_agents_and_versions_round_trip(client):
     assert status == 422 and body["detail"][0]["loc"] == ["body", "agent_version_name"]
     _, other_version = await call(client, "PUT", "/api/v1/agents/support/agent-versions", {"agent_version_name": "v1"}, AUTH)
     assert other_version["agent_version_number"] == 1
+
+
+async def test_queued_events_count_as_their_share_of_the_body_as_read(client):
+    """The memory store bounds a queue in bytes; ingress hands it the body's size after
+    decompression, and the request's events share it."""
+    body = orjson.dumps({"events": [start("a"), start("b"), start("c")]})
+    status, _ = await call(client, "POST", "/v1/runs/ingest", raw=gzip.compress(body),
+                           headers={**AUTH, "Content-Encoding": "gzip"})
+    assert status == 200
+    (entry,) = await client.app[STATE].store.read("archive", "test", 10, 0.1, None)
+    assert len(entry.events) == 3 and entry.size == len(body) // 3 * 3

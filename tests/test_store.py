@@ -126,6 +126,21 @@ async def test_memory_store_bounds_a_queue_in_bytes_and_reads_a_few_megabytes_at
     assert sizes == [3, 1, 0], "nor does a read take more than half the queue's bound"
 
 
+async def test_memory_store_counts_an_event_as_its_share_of_the_request_body():
+    """Given the body's size, each event counts as its share of it, not as its JSON (which
+    would cost an encoding per event): 3,000 bytes for two events fill a 4,096-byte queue
+    as 1,500 each, however small the events are as JSON."""
+    from gateway.store import memory
+    store = memory.MemoryStore(max_queue_bytes=4096)
+    small = [{"n": 1}, {"n": 2}]
+    assert await store.accept(["c1", "c2"], small, [[BACKEND], [BACKEND]], {}, 60, wire_bytes=3000) == [True, True]
+    (entry,) = await store.read(BACKEND, "A", 10, 0.05, None)
+    assert entry.size == 3000
+    with pytest.raises(Backpressure):
+        await store.accept(["c3", "c4"], [{"n": 3}, {"n": 4}], [[BACKEND], [BACKEND]], {}, 60, wire_bytes=3000)
+    assert await store.accept(["c5"], [{"n": 5}], [[BACKEND]], {}, 60) == [True], "without it, the JSON size (9 bytes)"
+
+
 async def test_each_backend_reads_the_events_as_they_were_queued(store):
     """Both stores; the memory store hands its backends the same objects, which is sound
     because nothing after the store changes an event (tests/test_shared_events.py)."""

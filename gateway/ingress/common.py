@@ -23,6 +23,7 @@ from .state import STATE
 
 log = logging.getLogger("rosetta.ingress")
 JSON_TYPES = ("application/json", "text/json")
+BODY_BYTES = web.RequestKey("rosetta_body_bytes", int)  # the body as read, decompressed
 
 
 @dataclass
@@ -74,6 +75,7 @@ async def read_body(request: web.Request, tenant=None) -> bytes:
         data = _inflate(data, encoding, limits.max_decompressed_bytes)
     elif encoding not in ("identity", ""):
         raise HttpError(415, f"Content-Encoding: {encoding!r} is not supported (gzip, deflate)")
+    request[BODY_BYTES] = len(data)
     return data
 
 
@@ -140,7 +142,7 @@ async def submit(request: web.Request, tenant, parsed: Parsed) -> list[str | Non
     request[metrics.SUMMARY] = {"tenant": tenant.name, "dialect": events[0]["source"] if events else None,
                                  "events": len(errors), "rejected": sum(e is not None for e in errors)}
     await _rate_limit(request, tenant, len(events))
-    await request.app[STATE].pipeline.submit(tenant, events)
+    await request.app[STATE].pipeline.submit(tenant, events, request.get(BODY_BYTES, 0))
     return errors
 
 

@@ -54,9 +54,11 @@ class Store:
 
     # ingest: one call per request
     async def accept(self, claims: list[str], events: list[dict], routes: list[list[str]],
-                     bounds: dict[str, int], ttl: int) -> list[bool]:
+                     bounds: dict[str, int], ttl: int, wire_bytes: int = 0) -> list[bool]:
         """Claim each event's identity (a token without whitespace: the pipeline's are hex
-        digests); queue the new ones to their backends, atomically.
+        digests); queue the new ones to their backends, atomically. ``wire_bytes``: the
+        size of the request body the events came in (0: not known), which a store may
+        share among them instead of measuring each.
 
         Returns per event whether it was new. Raises Backpressure, claiming nothing,
         when a target queue would pass its bound.

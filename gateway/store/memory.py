@@ -8,9 +8,11 @@ rate of traffic times the dedupe window.
 Queued events are kept as the objects ingress built, not serialized: decoding them
 again on every read cost a tenth of the gateway's time. Nothing downstream changes an
 event in place (redaction, assembly, usage estimates and egress all build new objects),
-so backends share them. Each event is measured by its JSON size (orjson, a small part
-of that cost); a backend's queue is bounded in those bytes (``max_queue_bytes``,
-counted until acknowledged; the objects take about four times as much memory) as
+so backends share them. Each event is measured by its share of the request body it came
+in (``wire_bytes``), or by its JSON size where that is not known (encoding every event
+to measure it was 3% of the gateway's CPU); a backend's queue is bounded in those bytes
+(``max_queue_bytes``, counted until acknowledged; the objects take about four times as
+much memory) as
 well as in events, and a read stops at ``READ_BYTES`` or at half the queue's bound,
 whichever is less, so a batch in hand stays some megabytes however large the events,
 and ingest has room while it is delivered (a read that took the whole queue left none;
@@ -86,31 +88,46 @@ class MemoryStore(Store):
                 break
             del claims[key]
 
-    async def accept(self, claims, events, routes, bounds, ttl):
+    async def accept(self, claims, events, routes, bounds, ttl, wire_bytes=0):
         now = time.monotonic()
         self._expire(now)
-        sizes = [_json_size(event) for event in events]
+        if wire_bytes and events:
+            sizes = [max(1, wire_bytes // len(events))] * len(events)
+        else:
+            sizes = [_json_size(event) for event in events]
+        # the commonest request: every event to the same backends, counted and queued as one
+        shared = routes[0] if routes and routes.count(routes[0]) == len(routes) else None
         wanted: dict[str, list[int]] = {}  # backend -> (events, bytes), before dedupe: an upper bound
-        for targets, size in zip(routes, sizes):
-            for backend in targets:
-                counts = wanted.setdefault(backend, [0, 0])
-                counts[0] += 1
-                counts[1] += size
+        if shared is not None:
+            wanted = dict.fromkeys(shared, (len(events), sum(sizes)))
+        else:
+            for targets, size in zip(routes, sizes):
+                for backend in targets:
+                    counts = wanted.setdefault(backend, [0, 0])
+                    counts[0] += 1
+                    counts[1] += size
         for backend, (count, size) in wanted.items():
             queue = self._queue(backend)
             if (queue.events + count > bounds.get(backend, 1 << 62)
                     or queue.bytes and queue.bytes + size > self.max_queue_bytes):
                 raise Backpressure(backend)
         new = []
-        per_backend: dict[str, list] = {}  # backend -> [new events, their bytes]
-        seen = self._claims
-        for key, event, size, targets in zip(claims, events, sizes, routes):
+        seen, expiry = self._claims, now + ttl
+        for key in claims:
             if key in seen:
                 new.append(False)
-                continue
-            seen[key] = now + ttl
-            new.append(True)
-            for backend in targets:
+            else:
+                seen[key] = expiry
+                new.append(True)
+        if shared is not None:
+            fresh = [event for event, is_new in zip(events, new) if is_new]
+            fresh_bytes = sum(size for size, is_new in zip(sizes, new) if is_new)
+            for backend in shared if fresh else ():
+                self._push(backend, list(fresh), fresh_bytes)
+            return new
+        per_backend: dict[str, list] = {}  # backend -> [new events, their bytes]
+        for is_new, event, size, targets in zip(new, events, sizes, routes):
+            for backend in targets if is_new else ():
                 held = per_backend.setdefault(backend, [[], 0])
                 held[0].append(event)
                 held[1] += size

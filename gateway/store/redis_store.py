@@ -193,7 +193,7 @@ class RedisStore(Store):
         except Exception:
             return False
 
-    async def accept(self, claims, events, routes, bounds, ttl):
+    async def accept(self, claims, events, routes, bounds, ttl, wire_bytes=0):
         n = len(claims)
         by_backend: dict[str, list[int]] = {}
         for index, targets in enumerate(routes, start=1):
