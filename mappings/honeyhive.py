@@ -52,8 +52,9 @@ def _inputs(value: Any) -> Any:
 
 
 def _outputs(value: Any) -> Any:
-    if messages.is_message(value):
-        return messages.normalize_message(value)
+    message = messages.canonical_message(value)
+    if message is not None:
+        return message
     if not isinstance(value, dict):
         raise MappingError("outputs", "expected an object")
     return value

@@ -96,16 +96,27 @@ def normalize_message(msg: dict) -> dict:
     return out
 
 
+def canonical_message(value: Any) -> dict | None:
+    """``value`` as a canonical message, or None where it is not a message."""
+    if type(value) is dict and len(value) == 2:  # the commonest, a role and a text: as it stands
+        role, content = value.get("role"), value.get("content")
+        if type(role) is str and type(content) is str:
+            return {"role": ROLE_ALIASES.get(role, role), "content": content}
+    return normalize_message(value) if is_message(value) else None
+
+
 def normalize(value: Any) -> Any:
     """Messages (one or a list) in any known shape become canonical; anything else is kept."""
     if isinstance(value, list):
         out = []
         for item in value:
-            if not is_message(item):
+            message = canonical_message(item)
+            if message is None:
                 return value
-            out.append(normalize_message(item))
+            out.append(message)
         return out or value
-    return normalize_message(value) if is_message(value) else value
+    message = canonical_message(value)
+    return value if message is None else message
 
 
 def text_of(content: Any) -> str:

@@ -82,9 +82,11 @@ class MemoryStore(Store):
 
     def _expire(self, now: float) -> None:
         claims = self._claims
+        for _ in range(len(claims) - self.max_claims):
+            claims.popitem(last=False)
         while claims:
             key, expiry = next(iter(claims.items()))
-            if expiry > now and len(claims) <= self.max_claims:
+            if expiry > now:
                 break
             del claims[key]
 
