@@ -102,6 +102,10 @@ def _tokens_for(model: Any, o200k: bool):
 
 def _message_tokens(msg: Any, tokens) -> int | None:
     """A chat message's tokens as billed (3, its content, its tool calls); None if ``msg`` is not a message."""
+    if type(msg) is dict and len(msg) == 2:  # the commonest, a role and a text
+        content = msg.get("content")
+        if type(content) is str and type(msg.get("role")) is str:
+            return 3 + tokens(content)
     if not messages.is_message(msg):
         return None
     content = msg.get("content")
