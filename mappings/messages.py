@@ -101,6 +101,8 @@ def canonical_message(value: Any) -> dict | None:
     if type(value) is dict and len(value) == 2:  # the commonest, a role and a text: as it stands
         role, content = value.get("role"), value.get("content")
         if type(role) is str and type(content) is str:
+            if role not in ROLE_ALIASES and next(iter(value)) == "role":
+                return value  # canonical already (nothing changes a message in place, so it may be shared)
             return {"role": ROLE_ALIASES.get(role, role), "content": content}
     return normalize_message(value) if is_message(value) else None
 
