@@ -14,6 +14,7 @@ from .store import Backpressure, Store
 
 # phases that may repeat for one run: their identity includes their content
 _REPEATABLE = frozenset({"chat", "feedback", "update", "custom"})
+_DIGEST = hashlib.blake2b(digest_size=16)  # copied for each identity: cheaper than building one anew
 
 
 def identity(tenant: str, event: dict) -> str:
@@ -21,7 +22,9 @@ def identity(tenant: str, event: dict) -> str:
     parts = f"{tenant}\x1f{event['run_id']}\x1f{phase}"
     if phase in _REPEATABLE:
         parts += "\x1f" + content_hash(event.get("raw") or [event.get("message"), event.get("feedback"), event.get("metadata")])
-    return hashlib.blake2b(parts.encode(), digest_size=16).hexdigest()
+    digest = _DIGEST.copy()
+    digest.update(parts.encode())
+    return digest.hexdigest()
 
 
 @dataclass
