@@ -158,7 +158,8 @@ class Limits(Strict):
     memory_claims: int = Field(MEMORY_CLAIMS, ge=1, description="with the memory store, the most recent event "
                                "identities kept for dedupe (about 200 bytes each), however young")
     memory_queue_bytes: int = Field(MEMORY_QUEUE_BYTES, ge=1024, description="with the memory store, the bytes "
-                                    "of events (their JSON size; in memory they take about four times that) one "
+                                    "of events (each its share of the request body it came in; in memory they take "
+                                    "about four times that) one "
                                     "backend's queue holds before ingress answers 429/503")
 
 

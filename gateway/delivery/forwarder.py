@@ -28,7 +28,7 @@ from .sender import FingerprintUnavailable, HttpSender
 
 log = logging.getLogger("rosetta.delivery")
 RECORD_DIALECTS = ("honeyhive", "voker", "otlp")
-BACKLOG_BYTES = 1 << 20  # events in hand, as JSON, that are sent without lingering for more
+BACKLOG_BYTES = 1 << 20  # bytes of events in hand (as the store counts them) sent without lingering for more
 
 
 @dataclass

@@ -21,7 +21,7 @@ class Entry:
     id: str
     events: list[dict]
     attempts: int = 0
-    size: int = 0  # bytes of the events as JSON
+    size: int = 0  # the bytes the store counts the events as (their JSON, or their share of a request body)
 
 
 @dataclass(slots=True)
