@@ -12,11 +12,11 @@ so backends share them. Each event is measured by its share of the request body 
 in (``wire_bytes``), or by its JSON size where that is not known (encoding every event
 to measure it was 3% of the gateway's CPU); a backend's queue is bounded in those bytes
 (``max_queue_bytes``, counted until acknowledged; the objects take about four times as
-much memory) as
-well as in events, and a read stops at ``READ_BYTES`` or at half the queue's bound,
-whichever is less, so a batch in hand stays some megabytes however large the events,
-and ingest has room while it is delivered (a read that took the whole queue left none;
-with 10 KB events: 8,300-9,700 events/s taking it all, 9,400-10,500 taking half).
+much memory) as well as in events, and a read stops at ``READ_BYTES`` or at half the
+queue's bound, whichever is less, so a batch in hand stays some megabytes however large
+the events, and ingest has room while it is delivered (a read that took the whole queue
+left none; with 10 KB events: 8,300-9,700 events/s taking it all, 9,400-10,500 taking
+half).
 """
 import asyncio
 import itertools
@@ -99,10 +99,10 @@ class MemoryStore(Store):
             sizes = [_json_size(event) for event in events]
         # the commonest request: every event to the same backends, counted and queued as one
         shared = routes[0] if routes and routes.count(routes[0]) == len(routes) else None
-        wanted: dict[str, list[int]] = {}  # backend -> (events, bytes), before dedupe: an upper bound
-        if shared is not None:
+        if shared is not None:  # backend -> (events, bytes), before dedupe: an upper bound
             wanted = dict.fromkeys(shared, (len(events), sum(sizes)))
         else:
+            wanted = {}
             for targets, size in zip(routes, sizes):
                 for backend in targets:
                     counts = wanted.setdefault(backend, [0, 0])
