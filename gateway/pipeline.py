@@ -64,7 +64,7 @@ class Pipeline:
         if not events:
             return []
         name = tenant.name
-        fixed = self.router.fixed(name)  # the same targets for every event: found once, not per event
+        targets = fixed = self.router.fixed(name)  # the same targets for every event: found once, not per event
         fixed_dialects = {self.dialects[t] for t in fixed} if fixed is not None else None
         claims, routes = [], []
         for event in events:
@@ -73,12 +73,10 @@ class Pipeline:
             claims.append(event_id)
             if fixed is None:
                 targets = self.router.targets(name, event)
-                dialects = {self.dialects[t] for t in targets}
-            else:
-                targets, dialects = fixed, fixed_dialects
             routes.append(targets)
             # the client's own event is kept only for a backend of its own dialect
-            if event.get("raw") is not None and event["source"] not in dialects:
+            if event.get("raw") is not None and event["source"] not in (
+                    fixed_dialects if fixed is not None else {self.dialects[t] for t in targets}):
                 event["raw"] = None
         new = await self.store.accept(claims, events, routes, self.bounds, self.ttl, wire_bytes)
         fresh = sum(new)
