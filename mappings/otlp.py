@@ -31,7 +31,7 @@ from .egress import OK, REJECT, Outcome, Request
 from .errors import MappingError
 from .fields import Field
 from .ingest import Parsed
-from .otlp_wire import JSON, PROTOBUF, decode_request, encode_answer, error_answer, error_body
+from .otlp_wire import JSON, PROTOBUF, decode_placed, decode_request, encode_answer, error_answer, error_body
 
 __all__ = [
     "NAME", "SHAPE", "JSON", "PROTOBUF", "decode_request", "parse_spans", "parse_request", "answer",
@@ -790,8 +790,7 @@ def _completed(event: dict, span: dict, kept: dict, events: list[dict]) -> dict:
         usage["total_tokens"] = (usage["prompt_tokens"] or 0) + (usage["completion_tokens"] or 0)
     event["metadata"] = _merged(kept, event["metadata"])
     event["extra"] = _merged(_span_extra(span, events), event["extra"])
-    event["raw"] = raw = dict(span)
-    raw.pop("path", None)
+    event["raw"] = span
     return event
 
 
@@ -821,8 +820,9 @@ def _span_extra(span: dict, events: list[dict]) -> dict:
     return extra
 
 
-def parse_spans(spans: list[dict | MappingError]) -> Parsed:
-    """Each span as one event; a span that fails keeps its error in its slot."""
+def parse_spans(spans: list[dict | MappingError], places: wire.Places | None = None) -> Parsed:
+    """Each span as one event; a span that fails keeps its error in its slot, placed by
+    ``places`` (as `decode_placed` gives them) if known."""
     items: list[dict | MappingError] = []
     for index, span in enumerate(spans):
         if isinstance(span, MappingError):
@@ -831,12 +831,12 @@ def parse_spans(spans: list[dict | MappingError]) -> Parsed:
         try:
             items.append(span_to_canonical(span))
         except MappingError as exc:
-            items.append(exc.within(span.get("path") or f"spans[{index}]"))
+            items.append(exc.within(wire.place(places[index]) if places else f"spans[{index}]"))
     return Parsed(items, [i["run_id"] if isinstance(i, dict) else None for i in items])
 
 
 def parse_request(body: bytes, content_type: str) -> Parsed:
-    return parse_spans(decode_request(body, content_type))
+    return parse_spans(*decode_placed(body, content_type))
 
 
 def answer(parsed: Parsed, protobuf: bool = False) -> tuple[int, dict | bytes]:

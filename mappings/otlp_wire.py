@@ -4,8 +4,8 @@ Both encodings decode to one plain span dict, so the mapping reads a single shap
 ``trace_id``/``span_id`` as lowercase hex, ``parent_span_id`` hex or None, ``kind`` and
 ``status.code`` by enum name, times as int nanoseconds, ``attributes`` and ``resource``
 as flat dicts of plain values (arrays -> lists, kvlists -> dicts, bytes -> base64
-text), ``events`` and ``links``, the ``scope`` name, and ``path`` (where the span sat in
-the request, for error messages). OTLP/JSON is not protobuf's JSON mapping (ids are
+text), ``events`` and ``links``, and the ``scope`` name. `decode_placed` also gives where
+each span sat in the request (its `place`), for error messages. OTLP/JSON is not protobuf's JSON mapping (ids are
 hex; exporters send enums by name or number and int64 as strings or numbers), so it is
 walked by hand, which also lets an error name the field as the sender wrote it.
 
@@ -62,14 +62,26 @@ def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+Places = list[tuple[str, int]]  # per span: its scope's path in the request, its index there
+
+
 def decode_request(body: bytes, content_type: str) -> list[dict | MappingError]:
     """Every span of an ExportTraceServiceRequest, in request order."""
+    return decode_placed(body, content_type)[0]
+
+
+def decode_placed(body: bytes, content_type: str) -> tuple[list[dict | MappingError], Places]:
+    """Every span, and where each sat (formatted by `place` only when an error needs it)."""
     kind = media_type(content_type)
     if kind == PROTOBUF:
         return _proto_spans(body)
     if kind == JSON or kind.endswith("+json"):
         return _json_spans(body)
     raise MappingError("Content-Type", f"expected {PROTOBUF} or {JSON}, got {content_type!r}")
+
+
+def place(where: tuple[str, int]) -> str:
+    return f"{where[0]}.spans[{where[1]}]"
 
 
 # ---- protobuf in ---------------------------------------------------------------
@@ -104,7 +116,7 @@ def _proto_enum(names: tuple[str, ...], value: int, field: str) -> str:
     return names[value]
 
 
-def _proto_span(span: Span, resource: dict, scope: str, path: str) -> dict:
+def _proto_span(span: Span, resource: dict, scope: str) -> dict:
     if not span.start_time_unix_nano:
         raise MappingError("startTimeUnixNano", "required: a non-zero time")
     return {
@@ -124,7 +136,7 @@ def _proto_span(span: Span, resource: dict, scope: str, path: str) -> dict:
                    "trace_state": link.trace_state, "attributes": _proto_attributes(link.attributes)}
                   for i, link in enumerate(span.links)],
         "status": {"code": _proto_enum(STATUS_CODES, span.status.code, "status.code"), "message": span.status.message},
-        "resource": resource, "scope": scope, "path": path,
+        "resource": resource, "scope": scope,
     }
 
 
@@ -135,16 +147,18 @@ def _proto_spans(body: bytes) -> list[dict | MappingError]:
     except DecodeError as exc:
         raise MappingError("", f"invalid protobuf ExportTraceServiceRequest ({exc})") from None
     out: list[dict | MappingError] = []
+    places: Places = []
     for r, resource_spans in enumerate(request.resource_spans):
         resource = _proto_attributes(resource_spans.resource.attributes)
         for s, scope_spans in enumerate(resource_spans.scope_spans):
+            spath = f"resourceSpans[{r}].scopeSpans[{s}]"
             for i, span in enumerate(scope_spans.spans):
-                path = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
+                places.append((spath, i))
                 try:
-                    out.append(_proto_span(span, resource, scope_spans.scope.name, path))
+                    out.append(_proto_span(span, resource, scope_spans.scope.name))
                 except MappingError as exc:
-                    out.append(exc.within(path))
-    return out
+                    out.append(exc.within(place(places[-1])))
+    return out, places
 
 
 # ---- JSON in -------------------------------------------------------------------
@@ -283,10 +297,10 @@ def _json_attributes(pairs: Any, depth: int = 0) -> dict:
     if not isinstance(pairs, list):
         raise MappingError("", "expected an array of key-value objects")
     out = {}
-    for i, pair in enumerate(pairs):
+    for pair in pairs:
         key = pair.get("key") if type(pair) is dict else None
         if type(key) is not str:
-            raise MappingError(f"[{i}].key", "required: a string")
+            raise MappingError(f"[{_first_index(pairs, pair)}].key", "required: a string")
         value = pair.get("value")
         if type(value) is dict and len(value) == 1:  # the commonest values, read without a call
             inner = value.get("stringValue")
@@ -300,8 +314,13 @@ def _json_attributes(pairs: Any, depth: int = 0) -> dict:
         try:
             out[key] = _json_value(value, depth)
         except MappingError as exc:
-            raise exc.within(f"[{i}].value") from None
+            raise exc.within(f"[{_first_index(pairs, pair)}].value") from None
     return out
+
+
+def _first_index(items: list, item: Any) -> int:
+    """Where a failing item sits: an equal item before it would have failed first."""
+    return items.index(item)
 
 
 def _json_id(value: Any, size: int, field: str, required: bool = True) -> str | None:
@@ -315,7 +334,7 @@ def _json_id(value: Any, size: int, field: str, required: bool = True) -> str | 
         raw = b""
     if len(raw) != size:
         raise MappingError(field, f"invalid hex {value[:40]!r}")
-    if not any(raw):
+    if raw.count(0) == size:
         if required:
             raise MappingError(field, "must not be all zero")
         return None
@@ -353,11 +372,15 @@ def _json_link(link: Any, field: str) -> dict:
 
 def _json_items(node: dict, key: str, read: Callable[[Any, str], dict]) -> list[dict]:
     """An optional array member, each item read with its place (``events[2]``)."""
-    items = _get(node, key, list, [])
-    return [read(item, f"{key}[{i}]") for i, item in enumerate(items)] if items else []
+    items = node.get(key)
+    if not items:
+        return _get(node, key, list, [])  # none, or an error if not an array
+    if not isinstance(items, list):
+        raise MappingError(key, "expected an array")
+    return [read(item, f"{key}[{i}]") for i, item in enumerate(items)]
 
 
-def _json_span(span: Any, resource: dict, scope: str, path: str) -> dict:
+def _json_span(span: Any, resource: dict, scope: str) -> dict:
     if not isinstance(span, dict):
         raise MappingError("", "expected a span object")
     start = _json_int(span.get("startTimeUnixNano") or 0, "startTimeUnixNano")
@@ -372,7 +395,10 @@ def _json_span(span: Any, resource: dict, scope: str, path: str) -> dict:
     message = status.get("message") or ""
     if not isinstance(message, str):
         raise MappingError("status.message", "expected a string")
-    attributes = _placed(_json_attributes, span.get("attributes"), "attributes")
+    try:
+        attributes = _json_attributes(span.get("attributes"))
+    except MappingError as exc:
+        raise exc.within("attributes") from None
     return {
         "trace_id": _json_id(span.get("traceId"), 16, "traceId"),
         "span_id": _json_id(span.get("spanId"), 8, "spanId"),
@@ -386,11 +412,11 @@ def _json_span(span: Any, resource: dict, scope: str, path: str) -> dict:
         "events": _json_items(span, "events", _json_event),
         "links": _json_items(span, "links", _json_link),
         "status": {"code": _json_enum(status.get("code"), STATUS_CODES, "status.code"), "message": message},
-        "resource": resource, "scope": scope, "path": path,
+        "resource": resource, "scope": scope,
     }
 
 
-def _json_spans(body: bytes) -> list[dict | MappingError]:
+def _json_spans(body: bytes) -> tuple[list[dict | MappingError], Places]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -398,6 +424,7 @@ def _json_spans(body: bytes) -> list[dict | MappingError]:
     if not isinstance(doc, dict):
         raise MappingError("", "expected an ExportTraceServiceRequest object")
     out: list[dict | MappingError] = []
+    places: Places = []
     for r, resource_spans in enumerate(_get(doc, "resourceSpans", list, [])):
         rpath = f"resourceSpans[{r}]"
         try:
@@ -420,12 +447,12 @@ def _json_spans(body: bytes) -> list[dict | MappingError]:
             except MappingError as exc:
                 raise exc.within(spath) from None
             for i, span in enumerate(spans):
-                path = f"{spath}.spans[{i}]"
+                places.append((spath, i))
                 try:
-                    out.append(_json_span(span, resource, scope, path))
+                    out.append(_json_span(span, resource, scope))
                 except MappingError as exc:
-                    out.append(exc.within(path))
-    return out
+                    out.append(exc.within(place(places[-1])))
+    return out, places
 
 
 # ---- out -----------------------------------------------------------------------

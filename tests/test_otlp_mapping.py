@@ -56,7 +56,7 @@ def as_protobuf(body: bytes) -> bytes:
 
 
 def parse_json(body: bytes):
-    return otlp.parse_spans(otlp.decode_request(body, "application/json"))
+    return otlp.parse_request(body, "application/json")
 
 
 def without_raw(item):
