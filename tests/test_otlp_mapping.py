@@ -427,6 +427,11 @@ def test_protobuf_span_with_bad_ids_fails_alone() -> None:
      "resourceSpans[0].scopeSpans[0].spans"),
     (b'{"resourceSpans": [{"resource": {"attributes": [{"key": 1}]}}]}', "application/json",
      "resourceSpans[0].resource.attributes[0].key"),
+    (b'{"resourceSpans": [{"resource": {"attributes": [{"key": "a", "value": {}}, {"key": "a", "value": {}},'
+     b' {"value": {}}]}}]}', "application/json", "resourceSpans[0].resource.attributes[2].key"),
+    (b'{"resourceSpans": [{"resource": {"attributes": [{"key": "a", "value": {"intValue": "1"}},'
+     b' {"key": "b", "value": {"intValue": "x"}}]}}]}', "application/json",
+     "resourceSpans[0].resource.attributes[1].value.intValue"),
     (b"\xff\xff", "application/x-protobuf", ""),
     (b"{}", "text/plain", "Content-Type"),
 ])
