@@ -5,7 +5,12 @@ import os
 import orjson
 import pytest
 
+from gateway.config import Backend
 from gateway.delivery.archive import Archive
+from gateway.delivery.forwarder import Forwarder
+from gateway.store import Entry
+from gateway.store.memory import MemoryStore
+from mappings.canonical import new_event
 
 
 def _lines(path) -> list[dict]:
@@ -65,3 +70,20 @@ def test_a_failed_write_closes_the_file_and_the_retry_opens_it_again(tmp_path):
     archive.write([{"n": 2}])
     assert _lines(path) == [{"n": 1}, {"n": 2}]
     archive.close()
+
+
+async def test_the_archive_writes_the_stores_json_of_an_event_it_did_not_change(tmp_path):
+    """An entry read back in the process that queued it carries the JSON the store made of
+    each event: the archive writes that as it stands, and encodes afresh only an event the
+    forwarder changed (here: its usage estimated)."""
+    backend = Backend(name="archive", dialect="jsonl", path=str(tmp_path / "events.jsonl"))
+    forwarder = Forwarder(backend, MemoryStore(), None)
+    reported = {**new_event("lunary", "llm", "complete", "r1", "2026-01-05T10:00:00.000Z"),
+                "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}
+    unreported = {**new_event("lunary", "llm", "complete", "r2", "2026-01-05T10:00:00.000Z"), "output": "hello world"}
+    stored = [b'{"as":"the store made it"}', b'{"stale":true}']
+    await forwarder.process([Entry("1-1", [reported, unreported], encoded=stored)])
+    forwarder.archive.close()
+    first, second = (tmp_path / "events.jsonl").read_bytes().splitlines()
+    assert first == stored[0]
+    assert orjson.loads(second)["usage"]["estimated"] is True and orjson.loads(second)["run_id"] == "r2"

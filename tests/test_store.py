@@ -393,6 +393,7 @@ async def test_an_entry_read_before_its_accept_is_answered_is_still_the_objects_
         entries = await store.read(BACKEND, "A", 10, 1.0, None)
         assert not accepting.done(), "the read came back before the accept's answer"
         assert len(entries) == 1 and entries[0].events[0] is batch[0] and entries[0].events[1] is batch[1]
+        assert entries[0].encoded == [orjson.dumps(e) for e in batch], "with the JSON made of them"
         assert await accepting == [True, True]
         assert not store._written.entries, "an entry already read is not held for a later read"
     finally:
@@ -425,9 +426,11 @@ async def test_a_redis_store_remembers_what_it_queued_within_a_bound(redis_url):
         for n, event in enumerate(events):
             await store.accept([f"c{n}"], [event], [[BACKEND]], {}, 60)
             assert store._written.bytes <= 600
-        read = [e for entry in await drain(store) for e in entry.events]
+        entries = await drain(store)
+        read = [e for entry in entries for e in entry.events]
         assert read == events
         assert [a is b for a, b in zip(read, events)] == [False, False, False, True, True]
+        assert [entry.encoded for entry in entries] == [None] * 3 + [[orjson.dumps(e)] for e in events[3:]]
         assert store._written.bytes == 0, "what was read is forgotten"
     finally:
         await store.close()

@@ -25,12 +25,13 @@ class Archive:
         self._file: BinaryIO | None = None
         self._next_check = 0.0
 
-    def write(self, events: list[dict]) -> None:
+    def write(self, events: list[dict], encoded: list[bytes | None] | None = None) -> None:
         """Each line written as it is encoded, never all of a read's megabytes at once: the
-        buffer gathers small lines into a few writes, a large line goes straight out."""
+        buffer gathers small lines into a few writes, a large line goes straight out.
+        ``encoded``: per event, its JSON made already (`jsonl.lines`)."""
         fh = self._open()
         try:
-            fh.writelines(jsonl.lines(events))
+            fh.writelines(jsonl.lines(events, encoded))
             fh.flush()
         except BaseException:
             self.close()

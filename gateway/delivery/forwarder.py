@@ -204,7 +204,7 @@ class Forwarder:
             events = [self.redactor.event(e) for e in events]
         if self.assembler is not None:
             events = await self.assembler.feed(events)
-        await self._deliver_all(events)
+        await self._deliver_all(events, self._encoded(entries))
         if self.assembler is not None:
             await self.assembler.commit()
         await self._acknowledge(entries)
@@ -225,17 +225,27 @@ class Forwarder:
                 await self._sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _deliver_all(self, events: list[dict]) -> None:
+    def _encoded(self, entries: list[Entry]) -> dict[int, bytes] | None:
+        """The JSON the store made of the entries' events, by event object, for an archive
+        to write as it stands: an event the forwarder changes (redacted, assembled, its
+        usage estimated) is a new object, and is encoded anew."""
+        if self.archive is None or self.redactor is not None or self.assembler is not None:
+            return None
+        return {id(event): line for entry in entries if entry.encoded is not None
+                for event, line in zip(entry.events, entry.encoded)} or None
+
+    async def _deliver_all(self, events: list[dict], encoded: dict[int, bytes] | None = None) -> None:
         """A backend batch at a time: usage estimated, sent, refusals dead-lettered. No
         yielding to the event loop between batches of a local backend: each turn of the
         loop takes in up to one request per connection, and a forwarder that gave the loop
-        back after every batch fell behind ingest (measured: half the ingest rate delivered)."""
+        back after every batch fell behind ingest (measured: half the ingest rate delivered).
+        ``encoded``: JSON made already of some of the events (`_encoded`)."""
         size = self.backend.batch_size
         for start in range(0, len(events), size):
             chunk = events[start:start + size]
             if self.estimator is not None:
                 chunk = self.estimator.events(chunk)
-            outcomes = await self.deliver(chunk)
+            outcomes = await self.deliver(chunk, [encoded.get(id(e)) for e in chunk] if encoded else None)
             for event, outcome in zip(chunk, outcomes):
                 if outcome.verdict == REJECT:
                     self.stats.dead_lettered += 1
@@ -244,10 +254,11 @@ class Forwarder:
             for listener in self.listeners:
                 listener(self.name, chunk, outcomes)
 
-    async def deliver(self, events: list[dict]) -> list[Outcome]:
-        """Send until every event is delivered or permanently refused; transient failures wait and retry."""
+    async def deliver(self, events: list[dict], encoded: list[bytes | None] | None = None) -> list[Outcome]:
+        """Send until every event is delivered or permanently refused; transient failures
+        wait and retry. ``encoded``: per event, its JSON made already, or None (archive only)."""
         if self.mapping is None:
-            self.archive.write(events)
+            self.archive.write(events, encoded)
             self.stats.delivered += len(events)
             return [Outcome(OK)] * len(events)
         final: dict[int, Outcome] = {}

@@ -22,6 +22,7 @@ class Entry:
     events: list[dict]
     attempts: int = 0
     size: int = 0  # the bytes the store counts the events as (their JSON, or their share of a request body)
+    encoded: list[bytes] | None = None  # each event's JSON as the store holds it, where it is at hand
 
 
 @dataclass(slots=True)

@@ -131,27 +131,27 @@ WRITTEN_BYTES = 2 * 1024 * 1024
 class _Written:
     """The events this process queued lately, by (backend, entry id), bounded in bytes
     (their JSON size), oldest forgotten first. A forwarder here reads them back as the
-    objects ingress built instead of decoding Redis's copy of the same events (decoding
-    took a tenth of the gateway's time); another replica, or a read after they were
-    forgotten, decodes as before."""
+    objects ingress built, with the JSON made of each for Redis, instead of decoding
+    Redis's copy of the same events (decoding took a tenth of the gateway's time); another
+    replica, or a read after they were forgotten, decodes as before."""
 
     def __init__(self, limit: int = WRITTEN_BYTES):
         self.limit = limit
         self.bytes = 0
-        self.entries: OrderedDict[tuple[str, str], tuple[list[dict], int]] = OrderedDict()
+        self.entries: OrderedDict[tuple[str, str], tuple[list[dict], list[bytes], int]] = OrderedDict()
 
-    def put(self, key: tuple[str, str], events: list[dict], size: int) -> None:
-        self.entries[key] = (events, size)
+    def put(self, key: tuple[str, str], events: list[dict], encoded: list[bytes], size: int) -> None:
+        self.entries[key] = (events, encoded, size)
         self.bytes += size
         while self.bytes > self.limit:
-            self.bytes -= self.entries.popitem(last=False)[1][1]
+            self.bytes -= self.entries.popitem(last=False)[1][2]
 
-    def take(self, key: tuple[str, str]) -> list[dict] | None:
+    def take(self, key: tuple[str, str]) -> tuple[list[dict], list[bytes]] | None:
         held = self.entries.pop(key, None)
         if held is None:
             return None
-        self.bytes -= held[1]
-        return held[0]
+        self.bytes -= held[2]
+        return held[0], held[1]
 
 
 class _Unanswered:
@@ -161,10 +161,10 @@ class _Unanswered:
     read then that is the request's whole array as sent (every event new, the backend
     wanting them all: the common case) is known by its bytes."""
 
-    __slots__ = ("blob", "events", "whole", "read")
+    __slots__ = ("blob", "events", "parts", "whole", "read")
 
-    def __init__(self, blob: bytes, events: list[dict], whole: set[str]):
-        self.blob, self.events, self.whole = blob, events, whole
+    def __init__(self, blob: bytes, events: list[dict], parts: list[bytes], whole: set[str]):
+        self.blob, self.events, self.parts, self.whole = blob, events, parts, whole
         self.read: set[str] = set()  # backends whose entry was read before the answer
 
 
@@ -213,7 +213,7 @@ class RedisStore(Store):
         self._waiting.append((args, future))
         if len(self._waiting) == 1:
             asyncio.get_running_loop().call_soon(self._flush)
-        sent = _Unanswered(blob, events, whole)
+        sent = _Unanswered(blob, events, parts, whole)
         self._unanswered.add(sent)
         try:
             result = await future
@@ -232,7 +232,7 @@ class RedisStore(Store):
             if entry_id and backend not in sent.read:
                 queued = [i - 1 for i in indexes if flags[i - 1]]
                 self._written.put((backend, entry_id.decode()), [events[i] for i in queued],
-                                  sum(len(parts[i]) for i in queued))
+                                  [parts[i] for i in queued], sum(len(parts[i]) for i in queued))
         return [bool(flag) for flag in flags]
 
     def _not_queued(self, by_backend: dict[str, list[int]], parts: list[bytes], flags: list | None) -> None:
@@ -300,16 +300,18 @@ class RedisStore(Store):
 
     def _entry(self, backend: str, entry_id: bytes | str, fields: dict) -> Entry:
         entry_id, blob = entry_id.decode() if isinstance(entry_id, bytes) else entry_id, fields[b"e"]
-        events = self._written.take((backend, entry_id))
-        if events is None:
-            events = self._read_early(backend, blob)
-        return Entry(entry_id, orjson.loads(blob) if events is None else events, size=len(blob))
+        held = self._written.take((backend, entry_id))
+        if held is None:
+            held = self._read_early(backend, blob)
+        if held is None:
+            return Entry(entry_id, orjson.loads(blob), size=len(blob))
+        return Entry(entry_id, held[0], size=len(blob), encoded=held[1])
 
-    def _read_early(self, backend: str, blob: bytes) -> list[dict] | None:
+    def _read_early(self, backend: str, blob: bytes) -> tuple[list[dict], list[bytes]] | None:
         for sent in self._unanswered:
             if backend in sent.whole and backend not in sent.read and sent.blob == blob:
                 sent.read.add(backend)
-                return list(sent.events)
+                return list(sent.events), list(sent.parts)
         return None
 
     async def ack(self, backend, entries):
