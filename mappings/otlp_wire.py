@@ -4,10 +4,11 @@ Both encodings decode to one plain span dict, so the mapping reads a single shap
 ``trace_id``/``span_id`` as lowercase hex, ``parent_span_id`` hex or None, ``kind`` and
 ``status.code`` by enum name, times as int nanoseconds, ``attributes`` and ``resource``
 as flat dicts of plain values (arrays -> lists, kvlists -> dicts, bytes -> base64
-text), ``events`` and ``links``, and the ``scope`` name. `decode_placed` also gives where
-each span sat in the request (its `place`), for error messages. OTLP/JSON is not protobuf's JSON mapping (ids are
-hex; exporters send enums by name or number and int64 as strings or numbers), so it is
-walked by hand, which also lets an error name the field as the sender wrote it.
+text), ``events`` and ``links``, and the ``scope`` name. `decode_placed` also gives
+where each span sat in the request (its `place`), for error messages. OTLP/JSON is not
+protobuf's JSON mapping (ids are hex; exporters send enums by name or number and int64
+as strings or numbers), so it is walked by hand, which also lets an error name the field
+as the sender wrote it.
 
 An envelope that does not decode fails the whole request (`MappingError`); a bad span
 fails alone: its slot in the returned list holds its `MappingError`.
@@ -140,7 +141,7 @@ def _proto_span(span: Span, resource: dict, scope: str) -> dict:
     }
 
 
-def _proto_spans(body: bytes) -> list[dict | MappingError]:
+def _proto_spans(body: bytes) -> tuple[list[dict | MappingError], Places]:
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)

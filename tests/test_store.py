@@ -11,6 +11,8 @@ import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from gateway.config import Backend
+from gateway.delivery.forwarder import Forwarder
 from gateway.store import Backpressure
 from gateway.store.channel import Channel
 from gateway.store import keys
@@ -387,6 +389,7 @@ async def test_an_entry_read_before_its_accept_is_answered_is_still_the_objects_
         return answers
 
     monkeypatch.setattr(store._channel, "execute", answered_late)
+    store.keep_json(BACKEND, True)
     try:
         batch = [ev(1), ev(2)]
         accepting = asyncio.ensure_future(store.accept(["c1", "c2"], batch, [[BACKEND], [BACKEND]], {}, 60))
@@ -421,6 +424,7 @@ async def test_redis_drops_expired_claims_a_bounded_number_per_accept(redis_url)
 async def test_a_redis_store_remembers_what_it_queued_within_a_bound(redis_url):
     store = RedisStore(redis_url)
     store._written = _Written(limit=600)
+    store.keep_json(BACKEND, True)
     try:
         events = [{**ev(n), "text": "x" * 200} for n in range(5)]
         for n, event in enumerate(events):
@@ -434,6 +438,37 @@ async def test_a_redis_store_remembers_what_it_queued_within_a_bound(redis_url):
         assert store._written.bytes == 0, "what was read is forgotten"
     finally:
         await store.close()
+
+
+async def test_only_a_backend_that_keeps_json_reads_it_back(redis_url):
+    """The JSON made of each event for Redis comes back with an entry only for a backend
+    that asked for it (an archive that writes events as they stand); held for any other,
+    it would sit in memory for nothing, and longest while that backend is down."""
+    store = RedisStore(redis_url)
+    store.keep_json("archive", True)
+    try:
+        batch = [ev(1), ev(2)]
+        await store.accept(["c1", "c2"], batch, [["archive", BACKEND]] * 2, {}, 60)
+        [kept] = await store.read("archive", "A", 10, 0.05, None)
+        [plain] = await store.read(BACKEND, "A", 10, 0.05, None)
+        assert kept.encoded == [orjson.dumps(e) for e in batch] and kept.events[0] is batch[0]
+        assert plain.encoded is None and plain.events[0] is batch[0]
+        store.keep_json("archive", False)
+        await store.accept(["c3"], [ev(3)], [["archive"]], {}, 60)
+        [later] = await store.read("archive", "A", 10, 0.05, None)
+        assert later.encoded is None
+    finally:
+        await store.close()
+
+
+def test_a_forwarder_asks_for_the_stores_json_only_when_it_writes_events_as_they_stand(redis_url, tmp_path):
+    store = RedisStore(redis_url)
+    archive = {"path": str(tmp_path / "events.jsonl")}
+    redacted = {**archive, "redact": {"fields": ["metadata.a"]}}
+    for name, dialect, extra in (("plain", "jsonl", archive), ("redacted", "jsonl", redacted),
+                                 ("vendor", "lunary", {"url": "http://127.0.0.1:1", "api_key": "k"})):
+        Forwarder(Backend(name=name, dialect=dialect, **extra), store, None)
+    assert store._json_for == {"plain"}
 
 
 async def test_the_accept_channel_hands_each_caller_its_own_answers(redis_url):

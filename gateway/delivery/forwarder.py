@@ -72,6 +72,9 @@ class Forwarder:
         self.estimator = enrich.Estimator(o200k=exact_o200k) if estimates else None
         rules = backend.redact
         self.redactor = Redactor(rules.builtin, rules.patterns, rules.fields, rules.mode) if rules else None
+        # an archive writes the store's JSON of each event it does not change (`_encoded`)
+        self.writes_as_stored = self.archive is not None and self.redactor is None and self.assembler is None
+        store.keep_json(self.name, self.writes_as_stored)
 
     async def run(self) -> None:
         """Read, deliver, acknowledge; the next batch is read while this one is sent.
@@ -229,7 +232,7 @@ class Forwarder:
         """The JSON the store made of the entries' events, by event object, for an archive
         to write as it stands: an event the forwarder changes (redacted, assembled, its
         usage estimated) is a new object, and is encoded anew."""
-        if self.archive is None or self.redactor is not None or self.assembler is not None:
+        if not self.writes_as_stored:
             return None
         return {id(event): line for entry in entries if entry.encoded is not None
                 for event, line in zip(entry.events, entry.encoded)} or None

@@ -73,6 +73,12 @@ class Store:
         return None
 
     # delivery
+    def keep_json(self, backend: str, keep: bool) -> None:
+        """Whether entries read for ``backend`` carry each event's JSON where the store has
+        it at hand (`Entry.encoded`). Only a forwarder that writes events as they stand
+        uses it; for any other it would be held in memory for nothing, and longest while
+        its backend is down."""
+
     async def read(self, backend: str, consumer: str, count: int, block: float,
                    reclaim_idle: float | None) -> list[Entry]:
         """New entries, after re-claiming entries pending longer than ``reclaim_idle`` (None: skip that)."""

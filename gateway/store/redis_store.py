@@ -131,22 +131,23 @@ WRITTEN_BYTES = 2 * 1024 * 1024
 class _Written:
     """The events this process queued lately, by (backend, entry id), bounded in bytes
     (their JSON size), oldest forgotten first. A forwarder here reads them back as the
-    objects ingress built, with the JSON made of each for Redis, instead of decoding
-    Redis's copy of the same events (decoding took a tenth of the gateway's time); another
-    replica, or a read after they were forgotten, decodes as before."""
+    objects ingress built (with the JSON made of each for Redis, for a backend that keeps
+    it: `keep_json`) instead of decoding Redis's copy of the same events (decoding took a
+    tenth of the gateway's time); another replica, or a read after they were forgotten,
+    decodes as before."""
 
     def __init__(self, limit: int = WRITTEN_BYTES):
         self.limit = limit
         self.bytes = 0
-        self.entries: OrderedDict[tuple[str, str], tuple[list[dict], list[bytes], int]] = OrderedDict()
+        self.entries: OrderedDict[tuple[str, str], tuple[list[dict], list[bytes] | None, int]] = OrderedDict()
 
-    def put(self, key: tuple[str, str], events: list[dict], encoded: list[bytes], size: int) -> None:
+    def put(self, key: tuple[str, str], events: list[dict], encoded: list[bytes] | None, size: int) -> None:
         self.entries[key] = (events, encoded, size)
         self.bytes += size
         while self.bytes > self.limit:
             self.bytes -= self.entries.popitem(last=False)[1][2]
 
-    def take(self, key: tuple[str, str]) -> tuple[list[dict], list[bytes]] | None:
+    def take(self, key: tuple[str, str]) -> tuple[list[dict], list[bytes] | None] | None:
         held = self.entries.pop(key, None)
         if held is None:
             return None
@@ -182,6 +183,7 @@ class RedisStore(Store):
         self._waiting: list[tuple[list, asyncio.Future]] = []  # accepts for the next round trip
         self._sending: set[asyncio.Task] = set()
         self._unanswered: set[_Unanswered] = set()
+        self._json_for: set[str] = set()  # the backends whose entries carry their events' JSON
 
     async def close(self):
         await self._channel.close()
@@ -232,7 +234,8 @@ class RedisStore(Store):
             if entry_id and backend not in sent.read:
                 queued = [i - 1 for i in indexes if flags[i - 1]]
                 self._written.put((backend, entry_id.decode()), [events[i] for i in queued],
-                                  [parts[i] for i in queued], sum(len(parts[i]) for i in queued))
+                                  [parts[i] for i in queued] if backend in self._json_for else None,
+                                  sum(len(parts[i]) for i in queued))
         return [bool(flag) for flag in flags]
 
     def _not_queued(self, by_backend: dict[str, list[int]], parts: list[bytes], flags: list | None) -> None:
@@ -272,6 +275,9 @@ class RedisStore(Store):
                 raise
         self._groups.add(backend)
 
+    def keep_json(self, backend, keep):
+        (self._json_for.add if keep else self._json_for.discard)(backend)
+
     async def read(self, backend, consumer, count, block, reclaim_idle):
         try:
             return await self._read(backend, consumer, count, block, reclaim_idle)
@@ -307,11 +313,11 @@ class RedisStore(Store):
             return Entry(entry_id, orjson.loads(blob), size=len(blob))
         return Entry(entry_id, held[0], size=len(blob), encoded=held[1])
 
-    def _read_early(self, backend: str, blob: bytes) -> tuple[list[dict], list[bytes]] | None:
+    def _read_early(self, backend: str, blob: bytes) -> tuple[list[dict], list[bytes] | None] | None:
         for sent in self._unanswered:
             if backend in sent.whole and backend not in sent.read and sent.blob == blob:
                 sent.read.add(backend)
-                return list(sent.events), list(sent.parts)
+                return list(sent.events), list(sent.parts) if backend in self._json_for else None
         return None
 
     async def ack(self, backend, entries):
