@@ -373,12 +373,8 @@ def _json_link(link: Any, field: str) -> dict:
 
 def _json_items(node: dict, key: str, read: Callable[[Any, str], dict]) -> list[dict]:
     """An optional array member, each item read with its place (``events[2]``)."""
-    items = node.get(key)
-    if not items:
-        return _get(node, key, list, [])  # none, or an error if not an array
-    if not isinstance(items, list):
-        raise MappingError(key, "expected an array")
-    return [read(item, f"{key}[{i}]") for i, item in enumerate(items)]
+    items = _get(node, key, list, [])
+    return [read(item, f"{key}[{i}]") for i, item in enumerate(items)] if items else []
 
 
 def _json_span(span: Any, resource: dict, scope: str) -> dict:
@@ -396,10 +392,7 @@ def _json_span(span: Any, resource: dict, scope: str) -> dict:
     message = status.get("message") or ""
     if not isinstance(message, str):
         raise MappingError("status.message", "expected a string")
-    try:
-        attributes = _json_attributes(span.get("attributes"))
-    except MappingError as exc:
-        raise exc.within("attributes") from None
+    attributes = _placed(_json_attributes, span.get("attributes"), "attributes")
     return {
         "trace_id": _json_id(span.get("traceId"), 16, "traceId"),
         "span_id": _json_id(span.get("spanId"), 8, "spanId"),
