@@ -14,8 +14,6 @@ import os
 import shutil
 from pathlib import Path
 
-from aiohttp import web
-
 from .delivery.policy import CLOSED
 
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -95,18 +93,16 @@ class Metrics:
         if fresh < len(new):
             self.child(self.duplicates, source, tenant.name).inc(len(new) - fresh)
 
-    def observe_request(self, request: web.Request, route: str, status: int, seconds: float) -> None:
-        self.child(self.requests, route, request.method, str(status)).inc()
+    def observe_request(self, method: str, path: str, route: str, status: int, seconds: float,
+                        summary: dict | None) -> None:
+        """One answered request; ``summary``: what ingress made of its events, if it read any."""
+        self.child(self.requests, route, method, str(status)).inc()
         self.child(self.request_seconds, route).observe(seconds)
-        summary = request.get(SUMMARY)
         if summary:
-            dialect = summary["dialect"] or dialect_of(request.path)
+            dialect = summary["dialect"] or dialect_of(path)
             self.child(self.received, dialect, summary["tenant"]).inc(summary["events"])
             if summary["rejected"]:
                 self.child(self.rejected, dialect, summary["tenant"]).inc(summary["rejected"])
-
-
-SUMMARY = web.RequestKey("rosetta_submit", dict)  # what ingress accepted, for the request metrics and log
 
 
 def get() -> Metrics:

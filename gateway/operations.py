@@ -11,6 +11,7 @@ import time
 from aiohttp import web
 
 from . import admin, logs, metrics
+from .ingress.common import SUMMARY
 from .ingress.state import STATE
 
 log = logging.getLogger("rosetta.http")
@@ -71,12 +72,12 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
     finally:
         seconds = time.perf_counter() - started
         route = _route(request)
-        metrics.get().observe_request(request, route, status, seconds)
+        summary = request.get(SUMMARY)
+        metrics.get().observe_request(request.method, request.path, route, status, seconds, summary)
         if route not in _QUIET_ROUTES and log.isEnabledFor(logging.INFO):
-            summary = request.get(metrics.SUMMARY) or {}
             log.info("request done", extra={"event": "request_done", "method": request.method, "route": route,
                                             "path": request.path, "status": status,
-                                            "duration_ms": round(seconds * 1000, 2), **summary})
+                                            "duration_ms": round(seconds * 1000, 2), **(summary or {})})
         logs.REQUEST_ID.reset(token)
 
 

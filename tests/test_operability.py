@@ -299,3 +299,18 @@ def test_multiprocess_workers_are_summed(tmp_path):
     out = subprocess.run([sys.executable, "-c", MULTIPROCESS, str(tmp_path / "prom")], capture_output=True,
                          text=True, timeout=60, check=True).stdout
     assert 'rosetta_events_accepted_total{dialect="lunary",tenant="acme"} 6.0' in out
+
+
+def test_the_supervisor_of_several_workers_loads_no_http_stack():
+    """`rosetta serve --workers N` builds the command line and sets up shared metrics in a
+    process that serves nothing but counts in the gateway's memory: it imports neither
+    aiohttp nor the mappings' protobuf code (each worker imports them after the fork)."""
+    probe = """
+import contextlib, io, sys
+from gateway import cli, metrics
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    cli.main(["--help"])  # the whole command line built, as the supervisor builds it
+print(sorted(m for m in ("aiohttp", "google.protobuf", "redis") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == "[]"

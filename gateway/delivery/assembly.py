@@ -12,6 +12,7 @@ from mappings.ids import derived_uuid
 
 from ..store import Store
 
+RECORD_DIALECTS = ("honeyhive", "voker", "otlp")  # backends that take a run as one record
 _HALVES = ("start", "end", "error")
 _FROM_START = ("kind", "name", "model", "provider", "parent_run_id", "session_id", "input", "params",
                "user_id", "user_props", "tags", "metadata", "source", "tenant")

@@ -22,12 +22,11 @@ from ..config import Backend
 from ..redact import Redactor
 from ..store import Entry, Store
 from .archive import Archive
-from .assembly import Assembler
+from .assembly import RECORD_DIALECTS, Assembler
 from .policy import Breaker
 from .sender import FingerprintUnavailable, HttpSender
 
 log = logging.getLogger("rosetta.delivery")
-RECORD_DIALECTS = ("honeyhive", "voker", "otlp")
 BACKLOG_BYTES = 1 << 20  # bytes of events in hand (as the store counts them) sent without lingering for more
 
 

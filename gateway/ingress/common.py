@@ -17,13 +17,13 @@ from aiohttp import web
 from mappings.errors import MappingError, check_depth
 from mappings.ingest import Parsed
 
-from .. import metrics
 from ..store import Backpressure
 from .state import STATE
 
 log = logging.getLogger("rosetta.ingress")
 JSON_TYPES = ("application/json", "text/json")
 BODY_BYTES = web.RequestKey("rosetta_body_bytes", int)  # the body as read, decompressed
+SUMMARY = web.RequestKey("rosetta_submit", dict)  # what ingress made of the events, for the request metrics and log
 
 
 @dataclass
@@ -139,8 +139,8 @@ async def submit(request: web.Request, tenant, parsed: Parsed) -> list[str | Non
     """Queue the parsed events; per item, None when accepted (new or duplicate) or its error."""
     errors = [str(i) if isinstance(i, MappingError) else None for i in parsed.items]
     events = parsed.events
-    request[metrics.SUMMARY] = {"tenant": tenant.name, "dialect": events[0]["source"] if events else None,
-                                 "events": len(errors), "rejected": sum(e is not None for e in errors)}
+    request[SUMMARY] = {"tenant": tenant.name, "dialect": events[0]["source"] if events else None,
+                        "events": len(errors), "rejected": sum(e is not None for e in errors)}
     await _rate_limit(request, tenant, len(events))
     await request.app[STATE].pipeline.submit(tenant, events, request.get(BODY_BYTES, 0))
     return errors

